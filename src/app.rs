@@ -1,0 +1,124 @@
+//! The application: shared state, and [`router`], which lists every layer a request passes,
+//! outermost first.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, header};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::config::Config;
+use crate::error::Rejection;
+use crate::mcp::dispatch::McpServer;
+use crate::mcp::resources::FileResources;
+use crate::mcp::session::SessionStore;
+use crate::mcp::transport;
+use crate::observability::audit;
+use crate::security::auth::{self, ApiKeys};
+use crate::tools::registry::ToolRegistry;
+use crate::tools::sandbox::Sandbox;
+use crate::tools::{fs, system};
+
+/// What every handler shares. Cloning is cheap (all `Arc`s).
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub server: Arc<McpServer>,
+    pub sessions: Arc<SessionStore>,
+    pub keys: Arc<ApiKeys>,
+}
+
+/// The HTTP limits the router enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body: usize,
+    pub request_timeout: Duration,
+}
+
+impl AppState {
+    /// Builds the state for a configuration: keys hashed, tools registered, schemas compiled.
+    pub fn from_config(config: &Config) -> std::io::Result<Self> {
+        let mut tools = ToolRegistry::new();
+        let mut resources = None;
+        if !config.allow_dirs.is_empty() {
+            let sandbox = Arc::new(Sandbox::new(&config.allow_dirs)?);
+            fs::register(&mut tools, sandbox.clone());
+            resources = Some(FileResources::new(sandbox));
+        }
+        tools.register(system::SystemInfo);
+        Ok(Self {
+            server: McpServer::new(tools, resources),
+            sessions: Arc::new(SessionStore::new(config.session_idle, config.max_sessions)),
+            keys: Arc::new(ApiKeys::from_plain(config.keys.keys.iter().cloned())),
+        })
+    }
+}
+
+/// Every route and every layer, outermost first:
+///
+/// ```text
+/// sensitive headers  Authorization and cookies are marked sensitive before anything can log them
+/// audit              one audit event per request (status, latency, key id, client, MCP method)
+/// catch panic        a panic becomes a 500 with a generic body; the server keeps serving
+/// timeout            a bound on every request (408)
+/// -- /mcp only --
+/// auth               401 + WWW-Authenticate: Bearer; inserts Authenticated { key_id }
+/// body limit         413 above --max-body
+/// transport          415 / 406 / 400 / 404 / 202 / 405, JSON or SSE
+/// ```
+/// `/health` sits outside auth: uptime checks need no key, and it says only `{"status":"ok"}`.
+pub fn router(state: AppState, limits: Limits) -> Router {
+    let mcp = Router::new()
+        .route(
+            "/mcp",
+            axum::routing::post(transport::post)
+                .get(transport::get)
+                .delete(transport::delete)
+                .fallback(method_not_allowed),
+        )
+        .layer(DefaultBodyLimit::max(limits.max_body))
+        .route_layer(middleware::from_fn_with_state(
+            state.keys.clone(),
+            auth::require_key,
+        ));
+
+    Router::new()
+        .merge(mcp)
+        .route("/health", get(health))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            Rejection::Internal.into_response()
+        }))
+        .layer(middleware::from_fn(audit::audit))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::PROXY_AUTHORIZATION,
+            header::COOKIE,
+        ]))
+}
+
+async fn health() -> Response {
+    axum::Json(serde_json::json!({ "status": "ok" })).into_response()
+}
+
+async fn not_found() -> Response {
+    Rejection::NotFound.into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    Rejection::MethodNotAllowed {
+        allow: "POST, DELETE",
+    }
+    .into_response()
+}

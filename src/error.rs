@@ -1,0 +1,316 @@
+//! Every failure a client can see, and its one mapping to an HTTP status and a JSON-RPC code.
+//!
+//! Three domains (see the house style):
+//! - [`Rejection`]: an HTTP layer refused the request before its JSON-RPC message was read, so
+//!   the error body has no `id`;
+//! - [`RpcError`]: the protocol refused the message; the body echoes the request `id` when it
+//!   could be read, and the status depends on the protocol era (MCP 2026-07-28 gives most
+//!   protocol errors their own HTTP status, the earlier revisions answer 200);
+//! - tool failures are not errors at this level: they are results with `isError: true`
+//!   (see [`crate::tools::registry::ToolError`]).
+//!
+//! Messages are fixed, generic strings. The detail of a failure (an `io::Error`, a resolved path)
+//! goes to the server's log, never to the client. Codes stay out of `-32000..-32019` (which the
+//! 2026-07-28 revision asks new implementations not to use) and use only the codes the
+//! specification defines in `-32020..-32099`.
+
+use std::borrow::Cow;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::mcp::jsonrpc::{self, RequestId};
+use crate::mcp::version::{Era, ProtocolVersion};
+
+/// JSON-RPC and MCP error codes.
+pub mod code {
+    pub const PARSE_ERROR: i32 = -32700;
+    pub const INVALID_REQUEST: i32 = -32600;
+    pub const METHOD_NOT_FOUND: i32 = -32601;
+    pub const INVALID_PARAMS: i32 = -32602;
+    pub const INTERNAL_ERROR: i32 = -32603;
+    /// 2025-era "resource not found" (the 2026-07-28 revision uses `INVALID_PARAMS`).
+    pub const RESOURCE_NOT_FOUND_LEGACY: i32 = -32002;
+    pub const HEADER_MISMATCH: i32 = -32020;
+    pub const MISSING_CLIENT_CAPABILITY: i32 = -32021;
+    pub const UNSUPPORTED_PROTOCOL_VERSION: i32 = -32022;
+}
+
+/// A refusal by an HTTP layer, before the JSON-RPC message was read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("Authentication required")]
+    MissingCredentials,
+    #[error("Invalid credentials")]
+    InvalidCredentials,
+    #[error("Not found")]
+    NotFound,
+    #[error("Method not allowed")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("Content-Type must be application/json")]
+    UnsupportedMediaType,
+    #[error("Not acceptable: accept application/json or text/event-stream")]
+    NotAcceptable,
+    #[error("Request body too large")]
+    PayloadTooLarge,
+    #[error("Internal error")]
+    Internal,
+}
+
+impl Rejection {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingCredentials | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> i32 {
+        match self {
+            Self::Internal => code::INTERNAL_ERROR,
+            _ => code::INVALID_REQUEST,
+        }
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "jsonrpc": "2.0",
+            "error": { "code": self.code(), "message": self.to_string() },
+        });
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        match self {
+            // RFC 6750 section 3: no `error` attribute when no credentials were sent.
+            Self::MissingCredentials => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"mcp\""),
+                );
+            }
+            Self::InvalidCredentials => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"mcp\", error=\"invalid_token\""),
+                );
+            }
+            Self::MethodNotAllowed { allow } => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// A refusal by the protocol layer: the message was read (its `id` may be known).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RpcError {
+    #[error("Parse error")]
+    Parse,
+    #[error("Invalid request")]
+    InvalidRequest,
+    #[error("Batch requests are not supported")]
+    Batch,
+    #[error("A response was not expected")]
+    UnexpectedResponse,
+    #[error("Method not found")]
+    MethodNotFound,
+    /// Bad parameters; the detail is a fixed text chosen by the server, never client data.
+    #[error("Invalid params: {0}")]
+    InvalidParams(Cow<'static, str>),
+    /// 2026-07-28: `_meta` lacks a required key.
+    #[error("Invalid params: _meta must carry {0}")]
+    MissingMeta(&'static str),
+    /// 2026-07-28: a standard header is missing or disagrees with the body.
+    #[error("Header mismatch: {0}")]
+    HeaderMismatch(&'static str),
+    #[error("Missing required client capability")]
+    MissingCapability(Value),
+    #[error("Unsupported protocol version")]
+    UnsupportedVersion { requested: String },
+    /// A legacy request whose `MCP-Protocol-Version` header names no revision we speak.
+    #[error("Unsupported protocol version")]
+    UnsupportedVersionHeader,
+    #[error("Resource not found")]
+    ResourceNotFound { uri: String },
+    #[error("Session id required")]
+    SessionRequired,
+    #[error("Session not found")]
+    SessionNotFound,
+    #[error("Session limit reached")]
+    SessionLimit,
+    #[error("Internal error")]
+    Internal,
+}
+
+impl RpcError {
+    /// The JSON-RPC code, which for "resource not found" depends on the era.
+    pub fn code(&self, era: Era) -> i32 {
+        match self {
+            Self::Parse => code::PARSE_ERROR,
+            Self::InvalidRequest
+            | Self::Batch
+            | Self::UnexpectedResponse
+            | Self::UnsupportedVersionHeader
+            | Self::SessionRequired
+            | Self::SessionNotFound => code::INVALID_REQUEST,
+            Self::MethodNotFound => code::METHOD_NOT_FOUND,
+            Self::InvalidParams(_) | Self::MissingMeta(_) => code::INVALID_PARAMS,
+            Self::HeaderMismatch(_) => code::HEADER_MISMATCH,
+            Self::MissingCapability(_) => code::MISSING_CLIENT_CAPABILITY,
+            Self::UnsupportedVersion { .. } => code::UNSUPPORTED_PROTOCOL_VERSION,
+            Self::ResourceNotFound { .. } => match era {
+                Era::Modern => code::INVALID_PARAMS,
+                Era::Legacy => code::RESOURCE_NOT_FOUND_LEGACY,
+            },
+            Self::SessionLimit | Self::Internal => code::INTERNAL_ERROR,
+        }
+    }
+
+    /// The HTTP status the error travels with.
+    pub fn status(&self, era: Era) -> StatusCode {
+        match self {
+            Self::Parse
+            | Self::InvalidRequest
+            | Self::Batch
+            | Self::UnexpectedResponse
+            | Self::MissingMeta(_)
+            | Self::HeaderMismatch(_)
+            | Self::MissingCapability(_)
+            | Self::UnsupportedVersion { .. }
+            | Self::UnsupportedVersionHeader
+            | Self::SessionRequired => StatusCode::BAD_REQUEST,
+            Self::MethodNotFound => match era {
+                Era::Modern => StatusCode::NOT_FOUND,
+                Era::Legacy => StatusCode::OK,
+            },
+            Self::InvalidParams(_) | Self::ResourceNotFound { .. } => StatusCode::OK,
+            Self::SessionNotFound => StatusCode::NOT_FOUND,
+            Self::SessionLimit => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The structured `error.data`, where the specification defines one.
+    pub fn data(&self) -> Option<Value> {
+        match self {
+            Self::MissingCapability(required) => Some(json!({ "requiredCapabilities": required })),
+            Self::UnsupportedVersion { requested } => Some(json!({
+                "supported": ProtocolVersion::supported_strings(),
+                "requested": requested,
+            })),
+            Self::UnsupportedVersionHeader => {
+                Some(json!({ "supported": ProtocolVersion::supported_strings() }))
+            }
+            Self::ResourceNotFound { uri } => Some(json!({ "uri": uri })),
+            _ => None,
+        }
+    }
+
+    /// The JSON-RPC error response object.
+    pub fn to_body(&self, id: Option<&RequestId>, era: Era) -> Value {
+        let mut error = json!({ "code": self.code(era), "message": self.to_string() });
+        if let Some(data) = self.data() {
+            error["data"] = data;
+        }
+        jsonrpc::error_response(id, error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rpc_errors_map_to_one_status_and_code_per_era() {
+        use Era::*;
+        let table: Vec<(RpcError, Era, u16, i32)> = vec![
+            (RpcError::Parse, Modern, 400, -32700),
+            (RpcError::InvalidRequest, Legacy, 400, -32600),
+            (RpcError::Batch, Legacy, 400, -32600),
+            (RpcError::UnexpectedResponse, Modern, 400, -32600),
+            (RpcError::MethodNotFound, Modern, 404, -32601),
+            (RpcError::MethodNotFound, Legacy, 200, -32601),
+            (RpcError::InvalidParams("x".into()), Modern, 200, -32602),
+            (RpcError::MissingMeta("x"), Modern, 400, -32602),
+            (RpcError::HeaderMismatch("x"), Modern, 400, -32020),
+            (RpcError::MissingCapability(json!({})), Modern, 400, -32021),
+            (
+                RpcError::UnsupportedVersion {
+                    requested: "v9".into(),
+                },
+                Modern,
+                400,
+                -32022,
+            ),
+            (RpcError::UnsupportedVersionHeader, Legacy, 400, -32600),
+            (
+                RpcError::ResourceNotFound { uri: "u".into() },
+                Modern,
+                200,
+                -32602,
+            ),
+            (
+                RpcError::ResourceNotFound { uri: "u".into() },
+                Legacy,
+                200,
+                -32002,
+            ),
+            (RpcError::SessionRequired, Legacy, 400, -32600),
+            (RpcError::SessionNotFound, Legacy, 404, -32600),
+            (RpcError::SessionLimit, Legacy, 503, -32603),
+            (RpcError::Internal, Legacy, 500, -32603),
+        ];
+        for (err, era, status, code) in table {
+            assert_eq!(err.status(era).as_u16(), status, "{err:?} {era:?}");
+            assert_eq!(err.code(era), code, "{err:?} {era:?}");
+        }
+    }
+
+    #[test]
+    fn rejections_map_to_one_status_each() {
+        let table = [
+            (Rejection::MissingCredentials, 401),
+            (Rejection::InvalidCredentials, 401),
+            (Rejection::NotFound, 404),
+            (Rejection::MethodNotAllowed { allow: "POST" }, 405),
+            (Rejection::UnsupportedMediaType, 415),
+            (Rejection::NotAcceptable, 406),
+            (Rejection::PayloadTooLarge, 413),
+            (Rejection::Internal, 500),
+        ];
+        for (rejection, status) in table {
+            assert_eq!(rejection.status().as_u16(), status, "{rejection:?}");
+        }
+    }
+
+    #[test]
+    fn unsupported_version_data_names_supported_and_requested() {
+        let err = RpcError::UnsupportedVersion {
+            requested: "v999.0.0".into(),
+        };
+        let body = err.to_body(Some(&RequestId::Number(7)), Era::Modern);
+        assert_eq!(body["id"], 7);
+        assert_eq!(body["error"]["data"]["requested"], "v999.0.0");
+        assert!(
+            body["error"]["data"]["supported"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|v| v == "2026-07-28"))
+        );
+    }
+
+    #[test]
+    fn error_without_readable_id_omits_id() {
+        let body = RpcError::Parse.to_body(None, Era::Legacy);
+        assert!(body.get("id").is_none());
+        assert_eq!(body["jsonrpc"], "2.0");
+    }
+}

@@ -1,0 +1,85 @@
+//! The binary: parse the command line, validate it into a `Config`, start logging, serve.
+//! Bad flags or configuration exit with 64 (`EX_USAGE`) and one line on stderr.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+use secure_mcp_server::config::{Cli, Config};
+use secure_mcp_server::{keys, server};
+
+const EX_USAGE: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+
+    if cli.generate_key {
+        return match keys::generate_key() {
+            Ok(key) => {
+                println!("{key}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("secure-mcp-server: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+
+    let config = match Config::from_cli(cli, std::env::var("MCP_API_KEYS").ok()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("secure-mcp-server: {e}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MCP_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    if config.keys.generated
+        && let Some((_, key)) = config.keys.keys.first()
+    {
+        // Printed once, straight to the terminal, never through the logger.
+        eprintln!(
+            "No API key was configured, so this run accepts one generated key:\n\n    {key}\n\n\
+             Try it:\n    curl -s http://{bind}/mcp -H 'Authorization: Bearer {key}' \
+             -H 'Content-Type: application/json' -H 'MCP-Protocol-Version: 2026-07-28' \
+             -H 'Mcp-Method: server/discover' -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"server/discover\",\
+             \"params\":{{\"_meta\":{{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\",\
+             \"io.modelcontextprotocol/clientCapabilities\":{{}}}}}}}}'\n",
+            bind = config.bind
+        );
+    }
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("secure-mcp-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let bind = config.bind;
+    match runtime.block_on(server::run(config, server::shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("secure-mcp-server: cannot serve on {bind}: {e}");
+            ExitCode::from(EX_USAGE)
+        }
+    }
+}

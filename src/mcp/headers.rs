@@ -1,0 +1,203 @@
+//! The only parser of the MCP request headers (`MCP-Protocol-Version`, `Mcp-Method`,
+//! `Mcp-Name`, `Mcp-Session-Id`), and the 2026-07-28 rule that they agree with the body.
+//!
+//! Rules (MCP 2026-07-28, Streamable HTTP, "Server Validation"):
+//! - header names are case-insensitive (the `http` crate already lowercases them), values are
+//!   case-sensitive, and optional whitespace around a value is trimmed before comparing;
+//! - `Mcp-Name` may carry `=?base64?…?=` (exact lowercase markers): the Base64 inside is decoded
+//!   before comparing; bad padding or characters outside the alphabet are a mismatch; a value
+//!   without the full wrapper is taken literally;
+//! - a value that is not visible ASCII is an invalid header, reported like a mismatch (-32020).
+
+use axum::http::HeaderMap;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::Value;
+
+use crate::error::RpcError;
+use crate::mcp::jsonrpc::Request;
+
+pub const PROTOCOL_VERSION: &str = "mcp-protocol-version";
+pub const METHOD: &str = "mcp-method";
+pub const NAME: &str = "mcp-name";
+pub const SESSION_ID: &str = "mcp-session-id";
+
+/// A header that is absent, present with a usable value, or present but unreadable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderValueOf {
+    Absent,
+    Value(String),
+    Invalid,
+}
+
+/// The MCP headers of one request, parsed once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpHeaders {
+    pub protocol_version: HeaderValueOf,
+    pub method: HeaderValueOf,
+    pub name: HeaderValueOf,
+    pub session_id: HeaderValueOf,
+}
+
+fn read(headers: &HeaderMap, name: &str) -> HeaderValueOf {
+    let mut all = headers.get_all(name).iter();
+    match (all.next(), all.next()) {
+        (None, _) => HeaderValueOf::Absent,
+        (Some(_), Some(_)) => HeaderValueOf::Invalid,
+        (Some(v), None) => match v.to_str() {
+            Ok(s) => HeaderValueOf::Value(s.trim_matches([' ', '\t']).to_owned()),
+            Err(_) => HeaderValueOf::Invalid,
+        },
+    }
+}
+
+impl McpHeaders {
+    pub fn parse(headers: &HeaderMap) -> Self {
+        Self {
+            protocol_version: read(headers, PROTOCOL_VERSION),
+            method: read(headers, METHOD),
+            name: read(headers, NAME),
+            session_id: read(headers, SESSION_ID),
+        }
+    }
+}
+
+/// Decodes the `=?base64?…?=` form of `Mcp-Name`/`Mcp-Param-*`; other values are literal.
+pub fn decode_header_text(value: &str) -> Result<String, RpcError> {
+    match value
+        .strip_prefix("=?base64?")
+        .and_then(|rest| rest.strip_suffix("?="))
+    {
+        None => Ok(value.to_owned()),
+        Some(encoded) => STANDARD
+            .decode(encoded)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or(RpcError::HeaderMismatch("header value is not valid Base64")),
+    }
+}
+
+/// The body value `Mcp-Name` must equal, for the methods that require it.
+fn name_in_body(request: &Request) -> Option<Option<&str>> {
+    let key = match request.method.as_str() {
+        "tools/call" | "prompts/get" => "name",
+        "resources/read" => "uri",
+        _ => return None,
+    };
+    Some(request.params.get(key).and_then(Value::as_str))
+}
+
+/// 2026-07-28: `Mcp-Method` (and `Mcp-Name` where required) are present and equal the body.
+pub fn check_modern(headers: &McpHeaders, request: &Request) -> Result<(), RpcError> {
+    match &headers.method {
+        HeaderValueOf::Value(m) if *m == request.method => {}
+        HeaderValueOf::Value(_) => {
+            return Err(RpcError::HeaderMismatch(
+                "Mcp-Method does not match the request method",
+            ));
+        }
+        HeaderValueOf::Absent => {
+            return Err(RpcError::HeaderMismatch("Mcp-Method header is required"));
+        }
+        HeaderValueOf::Invalid => {
+            return Err(RpcError::HeaderMismatch("Mcp-Method header is invalid"));
+        }
+    }
+    if let Some(expected) = name_in_body(request) {
+        let header = match &headers.name {
+            HeaderValueOf::Value(v) => decode_header_text(v)?,
+            HeaderValueOf::Absent => {
+                return Err(RpcError::HeaderMismatch("Mcp-Name header is required"));
+            }
+            HeaderValueOf::Invalid => {
+                return Err(RpcError::HeaderMismatch("Mcp-Name header is invalid"));
+            }
+        };
+        if expected != Some(header.as_str()) {
+            return Err(RpcError::HeaderMismatch(
+                "Mcp-Name does not match the request",
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcp::jsonrpc::RequestId;
+    use axum::http::HeaderValue;
+    use serde_json::json;
+
+    fn request(method: &str, params: Value) -> Request {
+        Request {
+            id: RequestId::Number(1),
+            method: method.into(),
+            params: params.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> McpHeaders {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).expect("header"));
+        }
+        McpHeaders::parse(&h)
+    }
+
+    #[test]
+    fn values_are_trimmed_and_case_sensitive() {
+        let r = request("tools/list", json!({}));
+        assert_eq!(
+            check_modern(&headers(&[("mcp-method", " tools/list\t")]), &r),
+            Ok(())
+        );
+        assert!(check_modern(&headers(&[("mcp-method", "TOOLS/LIST")]), &r).is_err());
+        assert!(check_modern(&headers(&[]), &r).is_err());
+        assert!(check_modern(&headers(&[("mcp-method", "tools/call")]), &r).is_err());
+    }
+
+    #[test]
+    fn name_is_required_and_compared_for_calls_reads_and_prompts() {
+        let call = request("tools/call", json!({"name": "read_file"}));
+        let ok = headers(&[("mcp-method", "tools/call"), ("mcp-name", "read_file")]);
+        assert_eq!(check_modern(&ok, &call), Ok(()));
+        let missing = headers(&[("mcp-method", "tools/call")]);
+        assert!(check_modern(&missing, &call).is_err());
+        let wrong = headers(&[("mcp-method", "tools/call"), ("mcp-name", "stat_path")]);
+        assert!(check_modern(&wrong, &call).is_err());
+        let read = request("resources/read", json!({"uri": "file:///a/b"}));
+        let ok = headers(&[
+            ("mcp-method", "resources/read"),
+            ("mcp-name", "file:///a/b"),
+        ]);
+        assert_eq!(check_modern(&ok, &read), Ok(()));
+    }
+
+    #[test]
+    fn base64_wrapped_names_are_decoded_and_bad_base64_rejected() {
+        assert_eq!(
+            decode_header_text("=?base64?SGVsbG8=?="),
+            Ok("Hello".into())
+        );
+        assert_eq!(decode_header_text("SGVsbG8="), Ok("SGVsbG8=".into()));
+        assert_eq!(
+            decode_header_text("=?base64?SGVsbG8="),
+            Ok("=?base64?SGVsbG8=".into())
+        );
+        assert!(decode_header_text("=?base64?SGVsbG8?=").is_err());
+        assert!(decode_header_text("=?base64?SGV*bG8=?=").is_err());
+        let call = request("tools/call", json!({"name": "Hello"}));
+        let h = headers(&[
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "=?base64?SGVsbG8=?="),
+        ]);
+        assert_eq!(check_modern(&h, &call), Ok(()));
+    }
+
+    #[test]
+    fn duplicate_headers_are_invalid() {
+        let h = headers(&[("mcp-method", "tools/list"), ("mcp-method", "tools/list")]);
+        assert_eq!(h.method, HeaderValueOf::Invalid);
+    }
+}

@@ -1,0 +1,3 @@
+//! What the server tells its operator: one audit event per request.
+
+pub mod audit;

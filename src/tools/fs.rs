@@ -1,0 +1,414 @@
+//! The file tools: read a file, list a directory, stat a path, search by name. All of them go
+//! through [`Sandbox`], and all of them are read-only.
+//!
+//! Bounds, so that one call cannot tie the server up:
+//! - `read_file` returns at most [`MAX_READ_BYTES`] per call (`offset`/`length` page through a
+//!   larger file);
+//! - `list_directory` returns at most [`MAX_LIST_ENTRIES`] entries;
+//! - `search_files` looks at most [`MAX_SCANNED`] entries, [`MAX_DEPTH`] levels deep, and
+//!   returns at most `maxResults` (≤ [`MAX_SEARCH_RESULTS`]) matches.
+//!
+//! Walks never follow symlinks (a link is listed as `symlink`, not entered), so they cannot loop
+//! or leave the roots; reading through a link goes through the sandbox's checks.
+//! File system work runs on tokio's blocking pool, never on the request's worker thread.
+
+use std::fs;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use serde_json::{Map, Value, json};
+
+use crate::mcp::resources::file_uri;
+use crate::tools::registry::{
+    Tool, ToolDefinition, ToolError, ToolFuture, ToolOutput, ToolRegistry,
+};
+use crate::tools::sandbox::{Entry, Sandbox, SandboxError, Target};
+
+pub const MAX_READ_BYTES: u64 = 1024 * 1024;
+pub const MAX_LIST_ENTRIES: usize = 1000;
+pub const MAX_SCANNED: usize = 20_000;
+pub const MAX_DEPTH: usize = 16;
+pub const MAX_SEARCH_RESULTS: u64 = 1000;
+const DEFAULT_SEARCH_RESULTS: u64 = 100;
+
+/// Registers the four file tools over `sandbox`.
+pub fn register(registry: &mut ToolRegistry, sandbox: Arc<Sandbox>) {
+    registry
+        .register(ReadFile(sandbox.clone()))
+        .register(ListDirectory(sandbox.clone()))
+        .register(StatPath(sandbox.clone()))
+        .register(SearchFiles(sandbox));
+}
+
+fn path_schema() -> Value {
+    json!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": crate::tools::sandbox::MAX_PATH_LEN,
+        "description": "A path in the server's namespace: '<root>/<relative path>'. '/' lists the roots."
+    })
+}
+
+/// Runs blocking file work off the async workers; a panic there becomes a tool error.
+fn blocking<F>(work: F) -> ToolFuture
+where
+    F: FnOnce() -> Result<ToolOutput, ToolError> + Send + 'static,
+{
+    Box::pin(async move {
+        tokio::task::spawn_blocking(work)
+            .await
+            .unwrap_or(Err(ToolError::Failed("internal error")))
+    })
+}
+
+fn str_arg<'a>(args: &'a Map<String, Value>, key: &str) -> &'a str {
+    args.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+fn u64_arg(args: &Map<String, Value>, key: &str) -> Option<u64> {
+    args.get(key).and_then(Value::as_u64)
+}
+
+/// The kind of a directory entry, without following a symlink.
+fn kind(file_type: fs::FileType) -> &'static str {
+    if file_type.is_symlink() {
+        "symlink"
+    } else if file_type.is_dir() {
+        "directory"
+    } else if file_type.is_file() {
+        "file"
+    } else {
+        "other"
+    }
+}
+
+pub struct ReadFile(pub Arc<Sandbox>);
+
+impl Tool for ReadFile {
+    fn definition(&self) -> ToolDefinition {
+        ToolDefinition {
+            name: "read_file",
+            title: "Read file",
+            description: "Reads a file inside the allowed directories. Returns UTF-8 text, or Base64 for \
+                          binary data. At most 1 MiB per call; use offset and length to page.",
+            input_schema: json!({
+                "type": "object",
+                "properties": {
+                    "path": path_schema(),
+                    "offset": { "type": "integer", "minimum": 0, "description": "Byte offset to start at (default 0)." },
+                    "length": { "type": "integer", "minimum": 1, "maximum": MAX_READ_BYTES, "description": "Bytes to read (default and maximum 1048576)." }
+                },
+                "required": ["path"],
+                "additionalProperties": false
+            }),
+            read_only: true,
+        }
+    }
+
+    fn call(&self, args: Map<String, Value>) -> ToolFuture {
+        let sandbox = self.0.clone();
+        blocking(move || {
+            let entry = sandbox.resolve_entry(str_arg(&args, "path"))?;
+            let offset = u64_arg(&args, "offset").unwrap_or(0);
+            let length = u64_arg(&args, "length")
+                .unwrap_or(MAX_READ_BYTES)
+                .min(MAX_READ_BYTES);
+            let chunk = read_chunk(&sandbox, &entry, offset, length)?;
+            let mut content = vec![match String::from_utf8(chunk.bytes) {
+                Ok(text) => json!({ "type": "text", "text": text }),
+                Err(e) => {
+                    let blob = base64_encode(e.as_bytes());
+                    json!({ "type": "resource", "resource": {
+                        "uri": file_uri(&entry.virtual_path),
+                        "mimeType": "application/octet-stream",
+                        "blob": blob,
+                    }})
+                }
+            }];
+            if chunk.end < chunk.size {
+                content.push(json!({ "type": "text", "text": format!(
+                    "[{} of {} bytes shown; continue with offset {}]",
+                    chunk.end - offset, chunk.size, chunk.end
+                )}));
+            }
+            Ok(ToolOutput {
+                content,
+                structured: None,
+            })
+        })
+    }
+}
+
+/// A piece of a file: its bytes, where it ended, and the file's size.
+pub struct Chunk {
+    pub bytes: Vec<u8>,
+    pub end: u64,
+    pub size: u64,
+}
+
+/// Reads `length` bytes from `offset` of a sandboxed file. A UTF-8 sequence cut by the end of
+/// the chunk is left for the next one, so paging through text never splits a character.
+pub fn read_chunk(
+    sandbox: &Sandbox,
+    entry: &Entry,
+    offset: u64,
+    length: u64,
+) -> Result<Chunk, ToolError> {
+    let mut file = sandbox.open_file(entry)?;
+    let size = file.metadata().map_err(|_| SandboxError::Io)?.len();
+    file.seek(SeekFrom::Start(offset))
+        .map_err(|_| SandboxError::Io)?;
+    let mut bytes = Vec::new();
+    file.take(length)
+        .read_to_end(&mut bytes)
+        .map_err(|_| SandboxError::Io)?;
+    if let Err(e) = std::str::from_utf8(&bytes)
+        && e.error_len().is_none()
+    {
+        bytes.truncate(e.valid_up_to());
+    }
+    let end = offset
+        .saturating_add(bytes.len() as u64)
+        .min(size.max(offset));
+    Ok(Chunk { bytes, end, size })
+}
+
+pub fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+pub struct ListDirectory(pub Arc<Sandbox>);
+
+impl Tool for ListDirectory {
+    fn definition(&self) -> ToolDefinition {
+        ToolDefinition {
+            name: "list_directory",
+            title: "List directory",
+            description: "Lists a directory inside the allowed directories ('/' lists the roots). \
+                          Entries are sorted by name; at most 1000 are returned.",
+            input_schema: json!({
+                "type": "object",
+                "properties": { "path": path_schema() },
+                "required": ["path"],
+                "additionalProperties": false
+            }),
+            read_only: true,
+        }
+    }
+
+    fn call(&self, args: Map<String, Value>) -> ToolFuture {
+        let sandbox = self.0.clone();
+        blocking(move || {
+            let (path, entries, truncated) = match sandbox.resolve(str_arg(&args, "path"))? {
+                Target::Roots => {
+                    let roots: Vec<Value> = sandbox
+                        .root_names()
+                        .map(|name| json!({ "name": name, "type": "directory" }))
+                        .collect();
+                    ("/".to_owned(), roots, false)
+                }
+                Target::Entry(entry) if entry.is_dir => {
+                    let (entries, truncated) = list(&entry.path)?;
+                    (entry.virtual_path, entries, truncated)
+                }
+                Target::Entry(_) => return Err(SandboxError::NotADirectory.into()),
+            };
+            Ok(ToolOutput::structured(
+                json!({ "path": path, "entries": entries, "truncated": truncated }),
+            ))
+        })
+    }
+}
+
+fn list(dir: &PathBuf) -> Result<(Vec<Value>, bool), ToolError> {
+    let mut names: Vec<(String, fs::DirEntry)> = fs::read_dir(dir)
+        .map_err(|_| SandboxError::Io)?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok().map(|n| (n, e)))
+        .collect();
+    names.sort_by(|a, b| a.0.cmp(&b.0));
+    let truncated = names.len() > MAX_LIST_ENTRIES;
+    let entries = names
+        .into_iter()
+        .take(MAX_LIST_ENTRIES)
+        .map(|(name, e)| {
+            let meta = e.metadata().ok();
+            let kind = meta.as_ref().map_or("other", |m| kind(m.file_type()));
+            let mut v = json!({ "name": name, "type": kind });
+            if let Some(m) = meta.filter(|m| m.is_file()) {
+                v["size"] = json!(m.len());
+            }
+            v
+        })
+        .collect();
+    Ok((entries, truncated))
+}
+
+pub struct StatPath(pub Arc<Sandbox>);
+
+impl Tool for StatPath {
+    fn definition(&self) -> ToolDefinition {
+        ToolDefinition {
+            name: "stat_path",
+            title: "Stat path",
+            description: "Reports the type, size, modification time (Unix seconds) and read-only flag of \
+                          a file or directory inside the allowed directories.",
+            input_schema: json!({
+                "type": "object",
+                "properties": { "path": path_schema() },
+                "required": ["path"],
+                "additionalProperties": false
+            }),
+            read_only: true,
+        }
+    }
+
+    fn call(&self, args: Map<String, Value>) -> ToolFuture {
+        let sandbox = self.0.clone();
+        blocking(move || {
+            let entry = match sandbox.resolve(str_arg(&args, "path"))? {
+                Target::Roots => {
+                    return Ok(ToolOutput::structured(
+                        json!({ "path": "/", "type": "directory" }),
+                    ));
+                }
+                Target::Entry(entry) => entry,
+            };
+            let meta = fs::metadata(&entry.path).map_err(|_| SandboxError::Io)?;
+            let modified = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| d.as_secs());
+            Ok(ToolOutput::structured(json!({
+                "path": entry.virtual_path,
+                "type": if entry.is_dir { "directory" } else { "file" },
+                "size": meta.len(),
+                "modified": modified,
+                "readOnly": meta.permissions().readonly(),
+            })))
+        })
+    }
+}
+
+pub struct SearchFiles(pub Arc<Sandbox>);
+
+impl Tool for SearchFiles {
+    fn definition(&self) -> ToolDefinition {
+        ToolDefinition {
+            name: "search_files",
+            title: "Search files",
+            description: "Finds files and directories whose name matches a glob pattern ('*', '?', \
+                          '[abc]'), below a directory inside the allowed directories ('/' searches all \
+                          roots). Symlinks are not followed.",
+            input_schema: json!({
+                "type": "object",
+                "properties": {
+                    "path": path_schema(),
+                    "pattern": { "type": "string", "minLength": 1, "maxLength": 256 },
+                    "maxResults": { "type": "integer", "minimum": 1, "maximum": MAX_SEARCH_RESULTS }
+                },
+                "required": ["path", "pattern"],
+                "additionalProperties": false
+            }),
+            read_only: true,
+        }
+    }
+
+    fn call(&self, args: Map<String, Value>) -> ToolFuture {
+        let sandbox = self.0.clone();
+        blocking(move || {
+            let pattern = glob::Pattern::new(str_arg(&args, "pattern"))
+                .map_err(|_| ToolError::InvalidArguments("pattern is not a valid glob".into()))?;
+            let max = u64_arg(&args, "maxResults").unwrap_or(DEFAULT_SEARCH_RESULTS) as usize;
+            let starts: Vec<Entry> = match sandbox.resolve(str_arg(&args, "path"))? {
+                Target::Roots => sandbox.root_entries().collect(),
+                Target::Entry(e) if e.is_dir => vec![e],
+                Target::Entry(_) => return Err(SandboxError::NotADirectory.into()),
+            };
+            let mut matches = Vec::new();
+            let walk = walk(&starts, |item| {
+                if pattern.matches(&item.name) {
+                    matches.push(json!({ "path": item.virtual_path, "type": item.kind }));
+                }
+                matches.len() < max
+            });
+            Ok(ToolOutput::structured(json!({
+                "matches": matches,
+                "truncated": walk.stopped_early,
+            })))
+        })
+    }
+}
+
+/// One entry met by [`walk`].
+pub struct WalkItem {
+    pub name: String,
+    pub virtual_path: String,
+    pub kind: &'static str,
+    pub size: Option<u64>,
+}
+
+/// How a walk ended.
+pub struct WalkEnd {
+    /// The visitor stopped it, or a bound was reached.
+    pub stopped_early: bool,
+}
+
+/// Breadth-first walk below `starts`, in name order, not following symlinks, bounded by
+/// [`MAX_SCANNED`] entries and [`MAX_DEPTH`] levels. `visit` returns `false` to stop.
+pub fn walk(starts: &[Entry], mut visit: impl FnMut(&WalkItem) -> bool) -> WalkEnd {
+    let mut queue: std::collections::VecDeque<(PathBuf, String, usize)> = starts
+        .iter()
+        .map(|e| (e.path.clone(), e.virtual_path.clone(), 0))
+        .collect();
+    let mut scanned = 0usize;
+    while let Some((dir, virtual_dir, depth)) = queue.pop_front() {
+        let Ok(read) = fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut entries: Vec<(String, fs::DirEntry)> = read
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok().map(|n| (n, e)))
+            .collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, entry) in entries {
+            scanned += 1;
+            if scanned > MAX_SCANNED {
+                return WalkEnd {
+                    stopped_early: true,
+                };
+            }
+            let Ok(file_type) = entry.file_type() else {
+                continue;
+            };
+            let kind = kind(file_type);
+            let virtual_path = format!("{virtual_dir}/{name}");
+            let size = if file_type.is_file() {
+                entry.metadata().ok().map(|m| m.len())
+            } else {
+                None
+            };
+            if file_type.is_dir() && depth + 1 < MAX_DEPTH {
+                queue.push_back((entry.path(), virtual_path.clone(), depth + 1));
+            }
+            let item = WalkItem {
+                name,
+                virtual_path,
+                kind,
+                size,
+            };
+            if !visit(&item) {
+                return WalkEnd {
+                    stopped_early: true,
+                };
+            }
+        }
+    }
+    WalkEnd {
+        stopped_early: false,
+    }
+}

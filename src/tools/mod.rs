@@ -1,0 +1,7 @@
+//! Tools: the registry (schemas compiled once, arguments validated on every call) and the
+//! built-in tools.
+
+pub mod fs;
+pub mod registry;
+pub mod sandbox;
+pub mod system;
