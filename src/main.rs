@@ -50,22 +50,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-
-    if config.keys.generated
-        && let Some((_, key)) = config.keys.keys.first()
-    {
-        // Printed once, straight to the terminal, never through the logger.
-        eprintln!(
-            "No API key was configured, so this run accepts one generated key:\n\n    {key}\n\n\
-             Try it:\n    curl -s http://{bind}/mcp -H 'Authorization: Bearer {key}' \
-             -H 'Content-Type: application/json' -H 'MCP-Protocol-Version: 2026-07-28' \
-             -H 'Mcp-Method: server/discover' -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"server/discover\",\
-             \"params\":{{\"_meta\":{{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\",\
-             \"io.modelcontextprotocol/clientCapabilities\":{{}}}}}}}}'\n",
-            bind = config.bind
-        );
-    }
 
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -75,11 +61,32 @@ fn main() -> ExitCode {
         }
     };
     let bind = config.bind;
-    match runtime.block_on(server::run(config, server::shutdown_signal())) {
+    let served = runtime.block_on(async {
+        let listener = server::bind(&config).await?;
+        if config.keys.generated
+            && let Some((_, key)) = config.keys.keys.first()
+        {
+            print_first_run_key(key, listener.local_addr()?);
+        }
+        server::run(&config, listener, server::shutdown_signal()).await
+    });
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("secure-mcp-server: cannot serve on {bind}: {e}");
             ExitCode::from(EX_USAGE)
         }
     }
+}
+
+/// The one time a generated key is shown: on the terminal, never through the logger.
+fn print_first_run_key(key: &str, addr: std::net::SocketAddr) {
+    eprintln!(
+        "No API key was configured, so this run accepts one generated key:\n\n    {key}\n\n\
+         Try it:\n    curl -s http://{addr}/mcp -H 'Authorization: Bearer {key}' \
+         -H 'Content-Type: application/json' -H 'MCP-Protocol-Version: 2026-07-28' \
+         -H 'Mcp-Method: server/discover' -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"server/discover\",\
+         \"params\":{{\"_meta\":{{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\",\
+         \"io.modelcontextprotocol/clientCapabilities\":{{}}}}}}}}'\n"
+    );
 }

@@ -1,5 +1,6 @@
-//! Binding and serving: [`run`] binds the configured address, [`serve`] serves a listener
-//! until `shutdown` completes, then lets in-flight requests finish.
+//! Binding and serving: [`bind`] opens the configured address, [`run`] builds the state for a
+//! configuration and serves, [`serve`] serves a listener until `shutdown` completes, then lets
+//! in-flight requests finish.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,14 +10,19 @@ use tokio::net::TcpListener;
 use crate::app::{self, AppState, Limits};
 use crate::config::Config;
 
-/// Binds `config.bind` and serves until `shutdown` completes.
+/// Opens the configured address.
+pub async fn bind(config: &Config) -> std::io::Result<TcpListener> {
+    TcpListener::bind(config.bind).await
+}
+
+/// Serves `config` on `listener` until `shutdown` completes.
 pub async fn run(
-    config: Config,
+    config: &Config,
+    listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let state = AppState::from_config(&config)?;
-    let listener = TcpListener::bind(config.bind).await?;
-    serve(listener, state, limits(&config), shutdown).await
+    let state = AppState::from_config(config)?;
+    serve(listener, state, limits(config), shutdown).await
 }
 
 /// The HTTP limits of a configuration.

@@ -94,7 +94,13 @@ impl McpServer {
                         Some((TOOLS_TTL_MS, "public")),
                     )
                 }
-                (_, "tools/call") => (self.tools.call(params).await?, None),
+                (_, "tools/call") => {
+                    let declared = match era {
+                        Era::Modern => Some(client_capabilities(params)),
+                        Era::Legacy => None,
+                    };
+                    (self.tools.call(params, declared).await?, None)
+                }
                 (_, "resources/list") => {
                     let cursor = cursor_param(params)?;
                     (
@@ -130,7 +136,6 @@ impl McpServer {
         json!({
             "supportedVersions": ProtocolVersion::supported_strings(),
             "capabilities": self.capabilities,
-            "serverInfo": self.server_info,
             "instructions": INSTRUCTIONS,
         })
     }
@@ -155,6 +160,16 @@ impl McpServer {
         }
         result
     }
+}
+
+/// The client capabilities a 2026-07-28 request declared in `_meta` (empty if none).
+fn client_capabilities(params: &Map<String, Value>) -> &Map<String, Value> {
+    static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+    params
+        .get("_meta")
+        .and_then(|m| m.get("io.modelcontextprotocol/clientCapabilities"))
+        .and_then(Value::as_object)
+        .unwrap_or(&EMPTY)
 }
 
 /// For single-page lists: no cursor, or the empty cursor (the start); anything else is invalid.

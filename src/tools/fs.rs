@@ -104,6 +104,7 @@ impl Tool for ReadFile {
                 "additionalProperties": false
             }),
             read_only: true,
+            requires_client: &[],
         }
     }
 
@@ -196,6 +197,7 @@ impl Tool for ListDirectory {
                 "additionalProperties": false
             }),
             read_only: true,
+            requires_client: &[],
         }
     }
 
@@ -263,6 +265,7 @@ impl Tool for StatPath {
                 "additionalProperties": false
             }),
             read_only: true,
+            requires_client: &[],
         }
     }
 
@@ -315,6 +318,7 @@ impl Tool for SearchFiles {
                 "additionalProperties": false
             }),
             read_only: true,
+            requires_client: &[],
         }
     }
 

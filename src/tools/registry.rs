@@ -30,6 +30,9 @@ pub struct ToolDefinition {
     pub description: &'static str,
     pub input_schema: Value,
     pub read_only: bool,
+    /// Client capabilities the tool needs (e.g. `sampling`); a 2026-07-28 call whose
+    /// `clientCapabilities` lacks one is refused with `-32021`.
+    pub requires_client: &'static [&'static str],
 }
 
 /// A successful tool run: content blocks, and optionally structured content.
@@ -79,6 +82,7 @@ pub trait Tool: Send + Sync + 'static {
 struct Registered {
     tool: Arc<dyn Tool>,
     validator: jsonschema::Validator,
+    requires: &'static [&'static str],
 }
 
 /// The tools, their compiled schemas, and the prebuilt `tools/list` entries.
@@ -140,6 +144,7 @@ impl ToolRegistry {
         self.tools.push(Registered {
             tool: Arc::new(tool),
             validator,
+            requires: def.requires_client,
         });
         self
     }
@@ -153,8 +158,13 @@ impl ToolRegistry {
         self.tools.is_empty()
     }
 
-    /// Handles `tools/call` params: returns the `CallToolResult` object.
-    pub async fn call(&self, params: &Map<String, Value>) -> Result<Value, RpcError> {
+    /// Handles `tools/call` params: returns the `CallToolResult` object. `client_capabilities`
+    /// are the capabilities the request declared (2026-07-28); `None` skips the check.
+    pub async fn call(
+        &self,
+        params: &Map<String, Value>,
+        client_capabilities: Option<&Map<String, Value>>,
+    ) -> Result<Value, RpcError> {
         let name = params
             .get("name")
             .and_then(Value::as_str)
@@ -175,6 +185,17 @@ impl ToolRegistry {
             }
         };
         let registered = &self.tools[index];
+        if let Some(declared) = client_capabilities {
+            let missing: Map<String, Value> = registered
+                .requires
+                .iter()
+                .filter(|c| !declared.contains_key(**c))
+                .map(|c| ((*c).to_owned(), json!({})))
+                .collect();
+            if !missing.is_empty() {
+                return Err(RpcError::MissingCapability(Value::Object(missing)));
+            }
+        }
         let instance = Value::Object(arguments);
         if let Some(violation) = registered.validator.iter_errors(&instance).next() {
             let location = violation.instance_path().to_string();
@@ -230,6 +251,7 @@ mod tests {
                     "additionalProperties": false
                 }),
                 read_only: true,
+                requires_client: &["sampling"],
             }
         }
         fn call(&self, arguments: Map<String, Value>) -> ToolFuture {
@@ -250,7 +272,7 @@ mod tests {
     #[tokio::test]
     async fn valid_arguments_run_the_tool() {
         let r = registry()
-            .call(&params(json!({"name":"echo","arguments":{"n":4}})))
+            .call_unchecked(&params(json!({"name":"echo","arguments":{"n":4}})))
             .await;
         let r = r.expect("result");
         assert_eq!(r["isError"], false);
@@ -267,7 +289,7 @@ mod tests {
             (json!({"n": 1, "extra": true}), "extra"),
         ] {
             let r = reg
-                .call(&params(json!({"name":"echo","arguments":args})))
+                .call_unchecked(&params(json!({"name":"echo","arguments":args})))
                 .await
                 .expect("result");
             assert_eq!(r["isError"], true, "{args}");
@@ -282,18 +304,37 @@ mod tests {
     async fn unknown_tools_and_non_object_arguments_are_protocol_errors() {
         let reg = registry();
         assert!(matches!(
-            reg.call(&params(json!({"name":"nope"}))).await,
+            reg.call_unchecked(&params(json!({"name":"nope"}))).await,
             Err(RpcError::InvalidParams(_))
         ));
         assert!(matches!(
-            reg.call(&params(json!({"name":"echo","arguments":[1]})))
+            reg.call_unchecked(&params(json!({"name":"echo","arguments":[1]})))
                 .await,
             Err(RpcError::InvalidParams(_))
         ));
         assert!(matches!(
-            reg.call(&params(json!({}))).await,
+            reg.call_unchecked(&params(json!({}))).await,
             Err(RpcError::InvalidParams(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn required_client_capabilities_are_checked_when_declared_capabilities_are_known() {
+        let reg = registry();
+        let p = params(json!({"name":"echo","arguments":{"n":1}}));
+        let none = Map::new();
+        assert_eq!(
+            reg.call(&p, Some(&none)).await,
+            Err(RpcError::MissingCapability(json!({"sampling": {}})))
+        );
+        let with = params(json!({"sampling": {}}));
+        assert!(reg.call(&p, Some(&with)).await.is_ok());
+    }
+
+    impl ToolRegistry {
+        async fn call_unchecked(&self, p: &Map<String, Value>) -> Result<Value, RpcError> {
+            self.call(p, None).await
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ impl Tool for SystemInfo {
                           and this server's own memory use.",
             input_schema: json!({ "type": "object", "additionalProperties": false }),
             read_only: true,
+            requires_client: &[],
         }
     }
 

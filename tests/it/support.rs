@@ -1,0 +1,276 @@
+//! The test harness: the real router over a real temporary directory, and request builders
+//! for both protocol eras.
+
+use std::os::unix::fs::symlink;
+use std::path::Path;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use clap::Parser;
+use http_body_util::BodyExt;
+use secure_mcp_server::app::{AppState, router};
+use secure_mcp_server::config::{Cli, Config};
+use secure_mcp_server::server::limits;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+pub const KEY: &str = "test-key-alpha-0123456789abcdef";
+pub const OTHER_KEY: &str = "test-key-bravo-0123456789abcdef";
+pub const MODERN: &str = "2026-07-28";
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The JSON-RPC error code of the body.
+    pub fn code(&self) -> i64 {
+        self.json()["error"]["code"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no error code: {}", self.text))
+    }
+}
+
+/// Lays out a sandbox root with the cases the tests need: text, binary, nested files, a symlink
+/// inside, symlinks out, a FIFO and a socket. Returns the root's public name.
+pub fn populate(root: &Path, outside: &Path) {
+    std::fs::write(outside.join("secret.txt"), "TOP-SECRET-OUTSIDE").expect("write");
+    std::fs::write(root.join("hello.txt"), "hello world\n").expect("write");
+    std::fs::write(root.join("binary.bin"), [0u8, 159, 146, 150, 255]).expect("write");
+    std::fs::create_dir_all(root.join("sub/deeper")).expect("mkdir");
+    std::fs::write(root.join("sub/notes.md"), "# notes\n").expect("write");
+    std::fs::write(root.join("sub/deeper/data.json"), "{}").expect("write");
+    std::fs::write(root.join("big.txt"), "x".repeat(3000)).expect("write");
+    symlink(root.join("hello.txt"), root.join("link-inside")).expect("ln");
+    symlink(outside.join("secret.txt"), root.join("link-out")).expect("ln");
+    symlink(outside, root.join("dir-out")).expect("ln");
+    symlink("/dev/zero", root.join("dev-zero")).expect("ln");
+    let status = std::process::Command::new("mkfifo")
+        .arg(root.join("fifo"))
+        .status()
+        .expect("mkfifo");
+    assert!(status.success());
+    let sock = std::os::unix::net::UnixListener::bind(root.join("socket")).expect("socket");
+    std::mem::forget(sock);
+}
+
+/// The real router with two keys and one allowed directory named `data`.
+pub struct Harness {
+    pub app: Router,
+    pub state: AppState,
+    pub outside: tempfile::TempDir,
+    _base: tempfile::TempDir,
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        Self::with_args(&[])
+    }
+
+    pub fn with_args(extra: &[&str]) -> Self {
+        let base = tempfile::tempdir().expect("tempdir");
+        let outside = tempfile::tempdir().expect("tempdir");
+        let root = base.path().join("data");
+        std::fs::create_dir(&root).expect("mkdir");
+        populate(&root, outside.path());
+        let root_arg = root.to_string_lossy().into_owned();
+        let mut argv = vec![
+            "secure-mcp-server",
+            "--api-key",
+            KEY,
+            "--api-key",
+            OTHER_KEY,
+            "--allow-dir",
+            &root_arg,
+        ];
+        argv.extend_from_slice(extra);
+        let config =
+            Config::from_cli(Cli::try_parse_from(argv).expect("cli"), None).expect("config");
+        let state = AppState::from_config(&config).expect("state");
+        let app = router(state.clone(), limits(&config));
+        Self {
+            app,
+            state,
+            outside,
+            _base: base,
+        }
+    }
+
+    /// The host path of the allowed directory (tests only; clients never see it).
+    pub fn root(&self) -> std::path::PathBuf {
+        self._base.path().join("data")
+    }
+
+    /// A harness around a state built elsewhere (custom tools, other configurations).
+    pub fn from_state(state: AppState) -> Self {
+        let limits = secure_mcp_server::app::Limits {
+            max_body: 1024 * 1024,
+            request_timeout: std::time::Duration::from_secs(30),
+        };
+        Self {
+            app: router(state.clone(), limits),
+            state,
+            outside: tempfile::tempdir().expect("tempdir"),
+            _base: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.app.clone().oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        Reply {
+            status,
+            headers,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    /// POST /mcp with the given headers and raw body.
+    pub async fn post_raw(&self, headers: &[(&str, &str)], body: impl Into<Body>) -> Reply {
+        let mut b = Request::post("/mcp");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        self.send(b.body(body.into()).expect("request")).await
+    }
+
+    /// A complete 2026-07-28 request: every header and `_meta` right.
+    pub async fn modern(&self, method: &str, params: Value) -> Reply {
+        self.modern_with(method, params, &[]).await
+    }
+
+    /// A 2026-07-28 request with headers replaced or added (`(name, None)` removes one).
+    pub async fn modern_with(
+        &self,
+        method: &str,
+        params: Value,
+        overrides: &[(&str, Option<&str>)],
+    ) -> Reply {
+        self.modern_full(method, params, json!({}), overrides).await
+    }
+
+    /// A 2026-07-28 request declaring the given client capabilities.
+    pub async fn modern_full(
+        &self,
+        method: &str,
+        params: Value,
+        capabilities: Value,
+        overrides: &[(&str, Option<&str>)],
+    ) -> Reply {
+        let mut params = params;
+        params["_meta"] = json!({
+            "io.modelcontextprotocol/protocolVersion": MODERN,
+            "io.modelcontextprotocol/clientCapabilities": capabilities,
+        });
+        let name = params
+            .get("name")
+            .or_else(|| params.get("uri"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
+        let auth = format!("Bearer {KEY}");
+        let mut headers: Vec<(String, String)> = vec![
+            ("authorization".into(), auth),
+            ("content-type".into(), "application/json".into()),
+            (
+                "accept".into(),
+                "application/json, text/event-stream".into(),
+            ),
+            ("mcp-protocol-version".into(), MODERN.into()),
+            ("mcp-method".into(), method.into()),
+        ];
+        if let Some(name) = name {
+            headers.push(("mcp-name".into(), name));
+        }
+        for (k, v) in overrides {
+            headers.retain(|(name, _)| !name.eq_ignore_ascii_case(k));
+            if let Some(v) = v {
+                headers.push(((*k).into(), (*v).into()));
+            }
+        }
+        let pairs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.post_raw(&pairs, body.to_string()).await
+    }
+
+    /// Calls a tool over 2026-07-28 and returns the `CallToolResult`.
+    pub async fn call_tool(&self, name: &str, arguments: Value) -> Value {
+        let reply = self
+            .modern(
+                "tools/call",
+                json!({ "name": name, "arguments": arguments }),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        reply.json()["result"].clone()
+    }
+
+    /// A legacy request with the given session (and key).
+    pub async fn legacy(&self, key: &str, session: Option<&str>, body: Value) -> Reply {
+        let auth = format!("Bearer {key}");
+        let mut headers = vec![
+            ("authorization", auth.as_str()),
+            ("content-type", "application/json"),
+            ("accept", "application/json, text/event-stream"),
+        ];
+        if let Some(s) = session {
+            headers.push(("mcp-session-id", s));
+        }
+        self.post_raw(&headers, body.to_string()).await
+    }
+
+    /// Runs the legacy handshake; returns the session id.
+    pub async fn initialize(&self, key: &str, version: &str) -> String {
+        let reply = self
+            .legacy(
+                key,
+                None,
+                json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+                    "protocolVersion": version, "capabilities": {},
+                    "clientInfo": {"name":"it","version":"1"}}}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        let session = reply
+            .header("mcp-session-id")
+            .expect("session id")
+            .to_owned();
+        let ack = self
+            .legacy(
+                key,
+                Some(&session),
+                json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+            )
+            .await;
+        assert_eq!(ack.status, StatusCode::ACCEPTED);
+        assert!(ack.text.is_empty());
+        session
+    }
+}
+
+/// The text of the first content block of a tool result.
+pub fn first_text(result: &Value) -> &str {
+    result["content"][0]["text"].as_str().unwrap_or_default()
+}
