@@ -21,24 +21,44 @@ use crate::mcp::resources::FileResources;
 use crate::mcp::session::SessionStore;
 use crate::mcp::transport;
 use crate::observability::audit;
-use crate::security::auth::{self, ApiKeys};
+use crate::security::auth::{self, ApiKeys, KeyRing};
+use crate::security::client_ip::{self, ClientIpResolver};
+use crate::security::cors;
+use crate::security::origin::{self, OriginPolicy};
+use crate::security::rate_limit::{self, Limiters, RateLimiter};
 use crate::tools::registry::ToolRegistry;
 use crate::tools::sandbox::Sandbox;
 use crate::tools::{fs, system};
 
-/// What every handler shares. Cloning is cheap (all `Arc`s).
+/// What every handler and layer shares. Cloning is cheap (all `Arc`s).
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub server: Arc<McpServer>,
     pub sessions: Arc<SessionStore>,
-    pub keys: Arc<ApiKeys>,
+    pub keys: Arc<KeyRing>,
+    pub limiters: Limiters,
+    pub origin: Arc<OriginPolicy>,
+    pub client_ip: Arc<ClientIpResolver>,
 }
 
-/// The HTTP limits the router enforces.
+/// The HTTP limits the router and the connection loop enforce.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_body: usize,
     pub request_timeout: Duration,
+    pub header_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+        }
+    }
 }
 
 impl AppState {
@@ -52,10 +72,24 @@ impl AppState {
             resources = Some(FileResources::new(sandbox));
         }
         tools.register(system::SystemInfo);
+        let fixed = ApiKeys::from_plain(config.keys.keys.iter().cloned());
+        let keys = KeyRing::new(fixed, config.keys_file.clone())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+        let epoch = tokio::time::Instant::now();
         Ok(Self {
             server: McpServer::new(tools, resources),
             sessions: Arc::new(SessionStore::new(config.session_idle, config.max_sessions)),
-            keys: Arc::new(ApiKeys::from_plain(config.keys.keys.iter().cloned())),
+            keys: Arc::new(keys),
+            limiters: Limiters {
+                requests: Arc::new(RateLimiter::new(config.rate, epoch)),
+                auth_failures: Arc::new(RateLimiter::new(config.auth_failures, epoch)),
+            },
+            origin: Arc::new(OriginPolicy::new(
+                config.allow_origins.clone(),
+                config.hosts.clone(),
+                config.bind.ip().is_loopback(),
+            )),
+            client_ip: Arc::new(ClientIpResolver::new(config.trusted_proxies.clone())),
         })
     }
 }
@@ -64,15 +98,23 @@ impl AppState {
 ///
 /// ```text
 /// sensitive headers  Authorization and cookies are marked sensitive before anything can log them
+/// client address     the one place the client IP is decided (forwarded headers only from
+///                    trusted proxies); everything below reads it
 /// audit              one audit event per request (status, latency, key id, client, MCP method)
 /// catch panic        a panic becomes a 500 with a generic body; the server keeps serving
-/// timeout            a bound on every request (408)
+/// timeout            a bound on every request, body upload included (408)
+/// CORS               answers preflights before any other check (browsers send them without
+///                    credentials), and grants only origins the Origin policy allows
+/// rate limit         per client, 429 + Retry-After; before auth so key guessing is throttled,
+///                    and a client with too many failed authentications is refused outright
 /// -- /mcp only --
+/// Origin/Host        403 for a foreign Origin or Host (DNS rebinding), before auth
 /// auth               401 + WWW-Authenticate: Bearer; inserts Authenticated { key_id }
 /// body limit         413 above --max-body
 /// transport          415 / 406 / 400 / 404 / 202 / 405, JSON or SSE
 /// ```
-/// `/health` sits outside auth: uptime checks need no key, and it says only `{"status":"ok"}`.
+/// `/health` sits outside auth and the Origin check: uptime checks need no key, and it says
+/// only `{"status":"ok"}`. It is still rate limited.
 pub fn router(state: AppState, limits: Limits) -> Router {
     let mcp = Router::new()
         .route(
@@ -86,13 +128,25 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route_layer(middleware::from_fn_with_state(
             state.keys.clone(),
             auth::require_key,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.origin.clone(),
+            origin::require_allowed_origin,
         ));
+    let limiters = state.limiters.clone();
+    let cors = cors::layer(state.origin.clone());
+    let client_ip = state.client_ip.clone();
 
     Router::new()
         .merge(mcp)
         .route("/health", get(health))
         .fallback(not_found)
         .with_state(state)
+        .layer(middleware::from_fn_with_state(
+            limiters,
+            rate_limit::enforce,
+        ))
+        .layer(cors)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             limits.request_timeout,
@@ -101,6 +155,10 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             Rejection::Internal.into_response()
         }))
         .layer(middleware::from_fn(audit::audit))
+        .layer(middleware::from_fn_with_state(
+            client_ip,
+            client_ip::resolve,
+        ))
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::PROXY_AUTHORIZATION,

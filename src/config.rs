@@ -16,9 +16,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use ipnet::IpNet;
 
 use crate::keys;
 use crate::security::auth::KeyId;
+use crate::security::origin::{self, HostRule};
+use crate::security::rate_limit::Policy as RatePolicy;
 
 /// Command-line interface.
 #[derive(Debug, Parser)]
@@ -95,6 +98,118 @@ pub struct Cli {
         value_name = "N"
     )]
     pub max_sessions: usize,
+
+    /// A file of accepted keys as 'id:sha256hex' lines (digests, not keys); re-read on SIGHUP.
+    #[arg(long, env = "MCP_KEYS_FILE", value_name = "PATH")]
+    pub keys_file: Option<PathBuf>,
+
+    /// Requests per client per window.
+    #[arg(long, env = "MCP_RATE_LIMIT", default_value_t = 100, value_name = "N")]
+    pub rate_limit: u32,
+
+    /// The rate-limit window, in seconds.
+    #[arg(
+        long,
+        env = "MCP_RATE_WINDOW",
+        default_value_t = 60,
+        value_name = "SECS"
+    )]
+    pub rate_window: u64,
+
+    /// Most clients the rate limiter tracks one by one.
+    #[arg(
+        long,
+        env = "MCP_RATE_LIMIT_MAX_CLIENTS",
+        default_value_t = 1_000_000,
+        value_name = "N"
+    )]
+    pub rate_limit_max_clients: usize,
+
+    /// IPv6 clients are rate-limited per prefix of this length.
+    #[arg(long, env = "MCP_RATE_LIMIT_IPV6_PREFIX", default_value_t = 64, value_name = "BITS",
+          value_parser = clap::value_parser!(u8).range(1..=128))]
+    pub rate_limit_ipv6_prefix: u8,
+
+    /// Failed authentications per client per window before it is refused outright.
+    #[arg(
+        long,
+        env = "MCP_AUTH_FAIL_LIMIT",
+        default_value_t = 10,
+        value_name = "N"
+    )]
+    pub auth_fail_limit: u32,
+
+    /// The failed-authentication window, in seconds.
+    #[arg(
+        long,
+        env = "MCP_AUTH_FAIL_WINDOW",
+        default_value_t = 60,
+        value_name = "SECS"
+    )]
+    pub auth_fail_window: u64,
+
+    /// A proxy whose X-Forwarded-For / Forwarded headers are believed (repeatable).
+    #[arg(
+        long = "trusted-proxy",
+        env = "MCP_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    pub trusted_proxies: Vec<String>,
+
+    /// A browser origin allowed to call the server, e.g. https://app.example.com (repeatable).
+    #[arg(
+        long = "allow-origin",
+        env = "MCP_ALLOW_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    pub allow_origins: Vec<String>,
+
+    /// A Host header value to accept, NAME or NAME:PORT (repeatable; default: loopback names).
+    #[arg(
+        long = "allow-host",
+        env = "MCP_ALLOW_HOSTS",
+        value_delimiter = ',',
+        value_name = "HOST"
+    )]
+    pub allow_hosts: Vec<String>,
+
+    /// Accept any Host header (only behind a proxy that checks it).
+    #[arg(long, env = "MCP_ALLOW_ANY_HOST")]
+    pub allow_any_host: bool,
+
+    /// Acknowledge serving plain HTTP on a non-loopback address (silences the warning).
+    #[arg(long, env = "MCP_ALLOW_PLAINTEXT")]
+    pub allow_plaintext: bool,
+
+    /// Most open connections; further connections are closed at once.
+    #[arg(
+        long,
+        env = "MCP_MAX_CONNECTIONS",
+        default_value_t = 1024,
+        value_name = "N"
+    )]
+    pub max_connections: usize,
+
+    /// Time a client has to send its request headers, in seconds.
+    #[arg(
+        long,
+        env = "MCP_HEADER_TIMEOUT_SECS",
+        default_value_t = 10,
+        value_name = "SECS"
+    )]
+    pub header_timeout_secs: u64,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Probe a running server's defences and print PASS/FAIL per check.
+    Check(crate::check::CheckArgs),
 }
 
 /// Where the keys came from.
@@ -122,10 +237,21 @@ pub struct Config {
     pub bind: SocketAddr,
     pub allow_dirs: Vec<PathBuf>,
     pub keys: KeySet,
+    pub keys_file: Option<PathBuf>,
     pub max_body: usize,
     pub request_timeout: Duration,
+    pub header_timeout: Duration,
+    pub max_connections: usize,
     pub session_idle: Duration,
     pub max_sessions: usize,
+    pub rate: RatePolicy,
+    pub auth_failures: RatePolicy,
+    pub trusted_proxies: Vec<IpNet>,
+    /// Normalised origins.
+    pub allow_origins: Vec<String>,
+    pub hosts: HostRule,
+    /// Serving plain HTTP off loopback without `--allow-plaintext`: warn at start.
+    pub warn_plaintext: bool,
 }
 
 /// A configuration that cannot run. The message names the flag, never a key.
@@ -149,6 +275,22 @@ pub enum ConfigError {
     Zero(&'static str),
     #[error("cannot generate a key: the operating system's random number generator is unavailable")]
     Random,
+    #[error(
+        "--api-key: a key has too little entropy (estimated under 128 bits); use --generate-key"
+    )]
+    WeakKey,
+    #[error("--keys-file: {0}")]
+    KeysFile(#[from] keys::KeysFileError),
+    #[error("--trusted-proxy: '{0}' is not an address or CIDR range")]
+    BadCidr(String),
+    #[error("--allow-origin: '{0}' is not an origin such as https://app.example.com")]
+    BadOrigin(String),
+    #[error("--allow-host: '{0}' is not a host name or host:port")]
+    BadHost(String),
+    #[error(
+        "--bind {0} is not loopback: name the accepted Host values with --allow-host, or pass --allow-any-host"
+    )]
+    HostsRequired(SocketAddr),
 }
 
 impl Config {
@@ -184,11 +326,19 @@ impl Config {
             if !keys::is_bearer_token(key) {
                 return Err(ConfigError::KeySyntax);
             }
+            if keys::estimated_bits(key) < keys::MIN_KEY_BITS {
+                return Err(ConfigError::WeakKey);
+            }
             if keys[..i].iter().any(|(_, k)| k == key) {
                 return Err(ConfigError::DuplicateKey);
             }
         }
-        let generated = keys.is_empty();
+        if let Some(path) = &cli.keys_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| keys::KeysFileError::Unreadable(e.kind().to_string()))?;
+            keys::parse_keys_file(&text)?;
+        }
+        let generated = keys.is_empty() && cli.keys_file.is_none();
         if generated {
             let key = keys::generate_key().map_err(|_| ConfigError::Random)?;
             keys.push((KeyId::new("generated"), key));
@@ -208,7 +358,48 @@ impl Config {
             allow_dirs.push(canonical);
         }
 
+        let trusted_proxies = cli
+            .trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse::<IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| ConfigError::BadCidr(p.clone()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let allow_origins = cli
+            .allow_origins
+            .iter()
+            .map(|o| {
+                origin::normalise_origin(o).ok_or_else(|| ConfigError::BadOrigin(o.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let hosts = if cli.allow_any_host {
+            HostRule::Any
+        } else if !cli.allow_hosts.is_empty() {
+            let mut list = Vec::new();
+            for h in &cli.allow_hosts {
+                let h = h.trim().to_ascii_lowercase();
+                if h.is_empty() || h.contains(['/', '@', ' ', '?', '#']) {
+                    return Err(ConfigError::BadHost(h));
+                }
+                list.push(h);
+            }
+            HostRule::List(list)
+        } else if bind.ip().is_loopback() {
+            HostRule::List(origin::LOOPBACK_HOSTS.map(String::from).to_vec())
+        } else {
+            return Err(ConfigError::HostsRequired(bind));
+        };
+
         for (name, value) in [
+            ("rate-limit", u64::from(cli.rate_limit)),
+            ("rate-window", cli.rate_window),
+            ("rate-limit-max-clients", cli.rate_limit_max_clients as u64),
+            ("auth-fail-limit", u64::from(cli.auth_fail_limit)),
+            ("auth-fail-window", cli.auth_fail_window),
+            ("max-connections", cli.max_connections as u64),
+            ("header-timeout-secs", cli.header_timeout_secs),
             ("max-body", cli.max_body as u64),
             ("request-timeout-secs", cli.request_timeout_secs),
             ("session-idle-secs", cli.session_idle_secs),
@@ -223,10 +414,29 @@ impl Config {
             bind,
             allow_dirs,
             keys: KeySet { keys, generated },
+            keys_file: cli.keys_file,
             max_body: cli.max_body,
             request_timeout: Duration::from_secs(cli.request_timeout_secs),
+            header_timeout: Duration::from_secs(cli.header_timeout_secs),
+            max_connections: cli.max_connections,
             session_idle: Duration::from_secs(cli.session_idle_secs),
             max_sessions: cli.max_sessions,
+            rate: RatePolicy {
+                limit: cli.rate_limit,
+                window: Duration::from_secs(cli.rate_window),
+                max_clients: cli.rate_limit_max_clients,
+                ipv6_prefix: cli.rate_limit_ipv6_prefix,
+            },
+            auth_failures: RatePolicy {
+                limit: cli.auth_fail_limit,
+                window: Duration::from_secs(cli.auth_fail_window),
+                max_clients: cli.rate_limit_max_clients,
+                ipv6_prefix: cli.rate_limit_ipv6_prefix,
+            },
+            trusted_proxies,
+            allow_origins,
+            hosts,
+            warn_plaintext: !bind.ip().is_loopback() && !cli.allow_plaintext,
         })
     }
 }
@@ -234,6 +444,11 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const K1: &str = "k1-Vx9fQ2mZ7pL4wR8tY3nB6cJ0aUe5rSd1hGk";
+    const K2: &str = "k2-Hs5dG1aK9eU7oI3rT6yP2xW8mNb4vCz0qLj";
+    const K3: &str = "k3-Nq4vC8bM2lF6jD0sA9gE5hZ1tYr7wXu3oPk";
+    const K4: &str = "k4-Ty7uR3iO1pW5qE9aS2dF6gH0zLx8cVn4bMj";
 
     fn cli(args: &[&str]) -> Cli {
         let mut argv = vec!["secure-mcp-server"];
@@ -254,8 +469,8 @@ mod tests {
     #[test]
     fn keys_from_flags_and_env_get_positional_ids() {
         let c = Config::from_cli(
-            cli(&["--api-key", "aaa", "--api-key", "bbb", "--env-keys"]),
-            Some("ccc, ddd".into()),
+            cli(&["--api-key", K1, "--api-key", K2, "--env-keys"]),
+            Some(format!("{K3}, {K4}")),
         )
         .expect("config");
         let ids: Vec<_> = c.keys.keys.iter().map(|(id, _)| id.to_string()).collect();
@@ -265,7 +480,7 @@ mod tests {
 
     #[test]
     fn bad_configuration_is_refused_with_a_clear_error() {
-        let cases: [(&[&str], Option<&str>, ConfigError); 6] = [
+        let cases: [(&[&str], Option<&str>, ConfigError); 10] = [
             (
                 &["--bind", "nowhere"],
                 None,
@@ -274,9 +489,25 @@ mod tests {
             (&["--api-key", ""], None, ConfigError::EmptyKey),
             (&["--api-key", "a b"], None, ConfigError::KeySyntax),
             (
-                &["--api-key", "abc", "--api-key", "abc"],
+                &["--api-key", K1, "--api-key", K1],
                 None,
                 ConfigError::DuplicateKey,
+            ),
+            (&["--api-key", "hunter2hunter2"], None, ConfigError::WeakKey),
+            (
+                &["--bind", "0.0.0.0:8080"],
+                None,
+                ConfigError::HostsRequired("0.0.0.0:8080".parse().expect("addr")),
+            ),
+            (
+                &["--trusted-proxy", "10.0.0.0/33"],
+                None,
+                ConfigError::BadCidr("10.0.0.0/33".into()),
+            ),
+            (
+                &["--allow-origin", "*"],
+                None,
+                ConfigError::BadOrigin("*".into()),
             ),
             (&["--env-keys"], None, ConfigError::EnvKeysMissing),
             (&["--env-keys"], Some(" , "), ConfigError::EnvKeysMissing),
@@ -296,7 +527,7 @@ mod tests {
 
     #[test]
     fn debug_output_never_shows_keys() {
-        let c = Config::from_cli(cli(&["--api-key", "super-secret-value"]), None).expect("config");
-        assert!(!format!("{c:?}").contains("super-secret-value"));
+        let c = Config::from_cli(cli(&["--api-key", K1]), None).expect("config");
+        assert!(!format!("{c:?}").contains(K1));
     }
 }

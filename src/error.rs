@@ -44,6 +44,18 @@ pub enum Rejection {
     MissingCredentials,
     #[error("Invalid credentials")]
     InvalidCredentials,
+    #[error("Forbidden: host not allowed")]
+    ForbiddenHost,
+    #[error("Forbidden: origin not allowed")]
+    ForbiddenOrigin,
+    #[error("Too many requests")]
+    RateLimited {
+        /// Whole seconds until a request can succeed (rounded up, at least 1).
+        retry_after_secs: u64,
+        /// The policy: requests per window, and the window in seconds.
+        limit: u32,
+        window_secs: u64,
+    },
     #[error("Not found")]
     NotFound,
     #[error("Method not allowed")]
@@ -62,6 +74,8 @@ impl Rejection {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::MissingCredentials | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::ForbiddenHost | Self::ForbiddenOrigin => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -75,6 +89,24 @@ impl Rejection {
         match self {
             Self::Internal => code::INTERNAL_ERROR,
             _ => code::INVALID_REQUEST,
+        }
+    }
+}
+
+impl Rejection {
+    /// A `RateLimited` never tells a client to retry in zero seconds.
+    pub fn at_least_one_second(self) -> Self {
+        match self {
+            Self::RateLimited {
+                retry_after_secs,
+                limit,
+                window_secs,
+            } => Self::RateLimited {
+                retry_after_secs: retry_after_secs.max(1),
+                limit,
+                window_secs,
+            },
+            other => other,
         }
     }
 }
@@ -103,6 +135,24 @@ impl IntoResponse for Rejection {
             }
             Self::MethodNotAllowed { allow } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Self::RateLimited {
+                retry_after_secs,
+                limit,
+                window_secs,
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                // draft-ietf-httpapi-ratelimit-headers: the policy, and what is left of it.
+                if let Ok(v) =
+                    HeaderValue::from_str(&format!("\"default\";q={limit};w={window_secs}"))
+                {
+                    headers.insert("ratelimit-policy", v);
+                }
+                if let Ok(v) =
+                    HeaderValue::from_str(&format!("\"default\";r=0;t={retry_after_secs}"))
+                {
+                    headers.insert("ratelimit", v);
+                }
             }
             _ => {}
         }
@@ -280,6 +330,16 @@ mod tests {
         let table = [
             (Rejection::MissingCredentials, 401),
             (Rejection::InvalidCredentials, 401),
+            (Rejection::ForbiddenHost, 403),
+            (Rejection::ForbiddenOrigin, 403),
+            (
+                Rejection::RateLimited {
+                    retry_after_secs: 1,
+                    limit: 1,
+                    window_secs: 1,
+                },
+                429,
+            ),
             (Rejection::NotFound, 404),
             (Rejection::MethodNotAllowed { allow: "POST" }, 405),
             (Rejection::UnsupportedMediaType, 415),

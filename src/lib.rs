@@ -9,6 +9,7 @@
 //! - [`error`] maps every failure to one HTTP status and one JSON-RPC code.
 
 pub mod app;
+pub mod check;
 pub mod config;
 pub mod error;
 pub mod keys;

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use clap::error::ErrorKind;
-use secure_mcp_server::config::{Cli, Config};
-use secure_mcp_server::{keys, server};
+use secure_mcp_server::config::{Cli, Command, Config};
+use secure_mcp_server::{check, keys, server};
 
 const EX_USAGE: u8 = 64;
 
@@ -23,10 +23,20 @@ fn main() -> ExitCode {
         }
     };
 
+    if let Some(Command::Check(args)) = cli.command {
+        return match tokio::runtime::Runtime::new() {
+            Ok(rt) if rt.block_on(check::run(args)) => ExitCode::SUCCESS,
+            _ => ExitCode::FAILURE,
+        };
+    }
+
     if cli.generate_key {
         return match keys::generate_key() {
             Ok(key) => {
+                let id = keys::random_token(6).unwrap_or_else(|_| "new".into());
                 println!("{key}");
+                println!("# for --keys-file (stores the digest, not the key):");
+                println!("{}", keys::keys_file_line(&format!("key-{id}"), &key));
                 ExitCode::SUCCESS
             }
             Err(e) => {

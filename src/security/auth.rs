@@ -80,6 +80,20 @@ impl ApiKeys {
         Self { ids, digests }
     }
 
+    /// Builds the set from `(id, digest)` pairs (a keys file).
+    pub fn from_digests(keys: impl IntoIterator<Item = (KeyId, [u8; 32])>) -> Self {
+        let (ids, digests) = keys.into_iter().unzip();
+        Self { ids, digests }
+    }
+
+    /// Both sets in one, `self` first.
+    pub fn merged(&self, other: &ApiKeys) -> Self {
+        Self {
+            ids: self.ids.iter().chain(&other.ids).cloned().collect(),
+            digests: self.digests.iter().chain(&other.digests).copied().collect(),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.digests.len()
     }
@@ -109,6 +123,66 @@ impl ApiKeys {
     }
 }
 
+/// The live key set: the keys given on the command line or in the environment, plus those of
+/// the keys file, which [`KeyRing::reload`] re-reads (on SIGHUP) without dropping connections.
+/// A file that fails to load leaves the previous keys in place.
+pub struct KeyRing {
+    fixed: ApiKeys,
+    file: Option<std::path::PathBuf>,
+    current: arc_swap::ArcSwap<ApiKeys>,
+}
+
+impl fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyRing({:?})", self.current.load())
+    }
+}
+
+impl KeyRing {
+    /// `fixed` keys plus, if given, the keys file (read now).
+    pub fn new(
+        fixed: ApiKeys,
+        file: Option<std::path::PathBuf>,
+    ) -> Result<Self, keys::KeysFileError> {
+        let ring = Self {
+            fixed,
+            file,
+            current: arc_swap::ArcSwap::from_pointee(ApiKeys::from_digests([])),
+        };
+        ring.reload()?;
+        Ok(ring)
+    }
+
+    /// Re-reads the keys file; returns the number of keys now accepted.
+    pub fn reload(&self) -> Result<usize, keys::KeysFileError> {
+        let from_file = match &self.file {
+            None => ApiKeys::from_digests([]),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| keys::KeysFileError::Unreadable(e.kind().to_string()))?;
+                let parsed = keys::parse_keys_file(&text)?;
+                ApiKeys::from_digests(parsed.into_iter().map(|(id, d)| (KeyId::new(id), d)))
+            }
+        };
+        let merged = self.fixed.merged(&from_file);
+        let n = merged.len();
+        self.current.store(Arc::new(merged));
+        Ok(n)
+    }
+
+    pub fn verify(&self, presented: &str) -> Option<KeyId> {
+        self.current.load().verify(presented)
+    }
+
+    pub fn len(&self) -> usize {
+        self.current.load().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// The bearer token of a request, or why there is none.
 pub fn bearer_token(headers: &HeaderMap) -> Result<&str, Rejection> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
@@ -127,7 +201,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, Rejection> {
 
 /// Middleware: a request without a valid key ends here with 401.
 pub async fn require_key(
-    State(keys): State<Arc<ApiKeys>>,
+    State(keys): State<Arc<KeyRing>>,
     mut request: Request,
     next: Next,
 ) -> Response {

@@ -1,29 +1,208 @@
 //! The only reader of the client's address.
 //!
-//! The client is the TCP peer, as axum's `ConnectInfo` reports it. Forwarded headers
-//! (`X-Forwarded-For`, `Forwarded`) are not read: a client can write anything there.
+//! The client is the TCP peer. Only when the peer is a trusted proxy (`--trusted-proxy CIDR`)
+//! are forwarded headers read, and then the client is the right-most address in the chain that
+//! is not itself a trusted proxy: every hop to the right of it was appended by a proxy we trust,
+//! anything to its left was written by the client and may be forged. `Forwarded` (RFC 7239) is
+//! read if present, `X-Forwarded-For` otherwise. An address that does not parse (`unknown`, an
+//! obfuscated identifier) ends the walk at the last trusted hop. Without `--trusted-proxy` the
+//! headers are ignored entirely.
+//!
+//! The [`resolve`] middleware runs first and stores a [`ClientIp`]; everything after it (rate
+//! limits, audit) reads that through [`client_ip`].
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
-use axum::extract::ConnectInfo;
-use axum::http::Extensions;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{Extensions, HeaderMap};
+use axum::middleware::Next;
+use axum::response::Response;
+use ipnet::IpNet;
 
-/// The client's address, when the request came in over a socket.
+/// The resolved client address of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+/// The trusted proxies.
+#[derive(Debug, Clone, Default)]
+pub struct ClientIpResolver {
+    trusted: Vec<IpNet>,
+}
+
+impl ClientIpResolver {
+    pub fn new(trusted: Vec<IpNet>) -> Self {
+        Self { trusted }
+    }
+
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.trusted.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The client address for a request from `peer` with these headers.
+    pub fn resolve(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        if self.trusted.is_empty() || !self.is_trusted(peer) {
+            return peer;
+        }
+        let chain: Vec<Option<IpAddr>> = if headers.contains_key("forwarded") {
+            headers
+                .get_all("forwarded")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(forwarded_for)
+                .collect()
+        } else {
+            headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(|s| parse_addr(s.trim()))
+                .collect()
+        };
+        let mut client = peer;
+        for hop in chain.iter().rev() {
+            match hop {
+                Some(ip) if self.is_trusted(client) => client = *ip,
+                _ => break,
+            }
+        }
+        client
+    }
+}
+
+/// The `for=` address of one `Forwarded` element.
+fn forwarded_for(element: &str) -> Option<IpAddr> {
+    element.split(';').find_map(|pair| {
+        let (key, value) = pair.trim().split_once('=')?;
+        if !key.trim().eq_ignore_ascii_case("for") {
+            return None;
+        }
+        parse_addr(value.trim().trim_matches('"'))
+    })
+}
+
+/// An address, optionally with a port (`1.2.3.4:80`, `[::1]:80`, `::1`).
+fn parse_addr(s: &str) -> Option<IpAddr> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    s.parse::<SocketAddr>().ok().map(|a| a.ip()).or_else(|| {
+        s.strip_prefix('[')
+            .and_then(|rest| rest.split(']').next())
+            .and_then(|inner| inner.parse().ok())
+    })
+}
+
+/// The client's address as resolved for this request (the TCP peer if no middleware ran).
 pub fn client_ip(extensions: &Extensions) -> Option<IpAddr> {
-    extensions
+    extensions.get::<ClientIp>().map(|c| c.0).or_else(|| {
+        extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(a)| a.ip())
+    })
+}
+
+/// Middleware: resolves the client address once and stores it on the request.
+pub async fn resolve(
+    State(resolver): State<Arc<ClientIpResolver>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let peer = request
+        .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip())
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(a)| a.ip());
+    let ip = resolver.resolve(peer, request.headers());
+    request.extensions_mut().insert(ClientIp(ip));
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(ClientIp(ip));
+    response
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).expect("value"));
+        }
+        h
+    }
+
+    fn proxies() -> ClientIpResolver {
+        ClientIpResolver::new(vec![
+            "10.0.0.0/8".parse().expect("net"),
+            "::1/128".parse().expect("net"),
+        ])
+    }
 
     #[test]
-    fn reads_the_peer_address_and_nothing_else() {
-        let mut ext = Extensions::new();
-        assert_eq!(client_ip(&ext), None);
-        ext.insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 9], 4000))));
-        assert_eq!(client_ip(&ext), Some(IpAddr::from([127, 0, 0, 9])));
+    fn without_trusted_proxies_forwarded_headers_are_ignored() {
+        let r = ClientIpResolver::default();
+        let h = headers(&[("x-forwarded-for", "1.2.3.4"), ("forwarded", "for=5.6.7.8")]);
+        assert_eq!(r.resolve(ip("10.0.0.1"), &h), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn an_untrusted_peer_cannot_claim_another_address() {
+        let h = headers(&[("x-forwarded-for", "1.2.3.4")]);
+        assert_eq!(proxies().resolve(ip("203.0.113.9"), &h), ip("203.0.113.9"));
+    }
+
+    #[test]
+    fn the_right_most_untrusted_address_is_the_client() {
+        let r = proxies();
+        let cases = [
+            (vec![("x-forwarded-for", "1.2.3.4")], "1.2.3.4"),
+            (vec![("x-forwarded-for", "6.6.6.6, 1.2.3.4")], "1.2.3.4"),
+            (
+                vec![("x-forwarded-for", "6.6.6.6, 1.2.3.4, 10.1.1.1")],
+                "1.2.3.4",
+            ),
+            (
+                vec![
+                    ("x-forwarded-for", "6.6.6.6"),
+                    ("x-forwarded-for", "1.2.3.4"),
+                ],
+                "1.2.3.4",
+            ),
+            (vec![("x-forwarded-for", "garbage, 10.2.2.2")], "10.2.2.2"),
+            (
+                vec![(
+                    "forwarded",
+                    "for=6.6.6.6, for=\"[2001:db8::7]:4711\";proto=https",
+                )],
+                "2001:db8::7",
+            ),
+            (
+                vec![
+                    ("forwarded", "For=1.2.3.4:80"),
+                    ("x-forwarded-for", "9.9.9.9"),
+                ],
+                "1.2.3.4",
+            ),
+            (vec![("forwarded", "for=unknown")], "10.0.0.5"),
+            (vec![], "10.0.0.5"),
+        ];
+        for (pairs, expected) in cases {
+            assert_eq!(
+                r.resolve(ip("10.0.0.5"), &headers(&pairs)),
+                ip(expected),
+                "{pairs:?}"
+            );
+        }
     }
 }

@@ -3,3 +3,6 @@
 
 pub mod auth;
 pub mod client_ip;
+pub mod cors;
+pub mod origin;
+pub mod rate_limit;

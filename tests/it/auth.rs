@@ -120,7 +120,7 @@ async fn health_needs_no_key_and_says_only_ok() {
 #[tokio::test]
 async fn the_key_id_travels_with_the_response_for_the_audit_log() {
     let h = Harness::new();
-    let mut b = Request::post("/mcp");
+    let mut b = Request::post("/mcp").header("host", "localhost");
     let auth = format!("Bearer {OTHER_KEY}");
     for (k, v) in discover_headers(Some(&auth)) {
         b = b.header(k, v);

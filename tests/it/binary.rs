@@ -23,9 +23,12 @@ fn generate_key_prints_one_256_bit_url_safe_key_and_exits_0() {
     let a = run(&["--generate-key"], &[]);
     let b = run(&["--generate-key"], &[]);
     assert!(a.status.success() && b.status.success());
-    let ka = String::from_utf8(a.stdout).expect("utf8");
-    let kb = String::from_utf8(b.stdout).expect("utf8");
-    let (ka, kb) = (ka.trim_end(), kb.trim_end());
+    let out_a = String::from_utf8(a.stdout).expect("utf8");
+    let out_b = String::from_utf8(b.stdout).expect("utf8");
+    let (ka, kb) = (
+        out_a.lines().next().unwrap_or_default(),
+        out_b.lines().next().unwrap_or_default(),
+    );
     assert_eq!(ka.len(), 43, "256 bits in unpadded Base64 is 43 characters");
     assert!(
         ka.bytes()
@@ -33,6 +36,12 @@ fn generate_key_prints_one_256_bit_url_safe_key_and_exits_0() {
         "{ka}"
     );
     assert_ne!(ka, kb, "two runs differ");
+    // the keys-file line: an id and the SHA-256 of the key, never the key itself
+    let line = out_a.lines().last().expect("keys-file line");
+    let (id, digest) = line.split_once(':').expect("id:digest");
+    assert!(id.starts_with("key-"));
+    assert_eq!(digest.len(), 64);
+    assert!(!out_a.lines().skip(1).any(|l| l.contains(ka)));
 }
 
 #[test]
@@ -66,7 +75,10 @@ fn env_keys_are_read_from_mcp_api_keys() {
     // MCP_API_KEYS the key check itself fails, naming the variable.
     let out = run(
         &["--env-keys", "--max-body", "0"],
-        &[("MCP_API_KEYS", "k-one,k-two")],
+        &[(
+            "MCP_API_KEYS",
+            "k-one-Vx9fQ2mZ7pL4wR8tY3nB6cJ0aUe5rSd1,k-two-Hs5dG1aK9eU7oI3rT6yP2xW8mNb4vCz0",
+        )],
     );
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--max-body"));

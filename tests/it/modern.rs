@@ -1,13 +1,7 @@
 //! The 2026-07-28 revision: stateless requests, `server/discover`, header checks, statuses.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use axum::http::StatusCode;
-use secure_mcp_server::app::AppState;
 use secure_mcp_server::mcp::dispatch::McpServer;
-use secure_mcp_server::mcp::session::SessionStore;
-use secure_mcp_server::security::auth::{ApiKeys, KeyId};
 use secure_mcp_server::tools::registry::{
     Tool, ToolDefinition, ToolFuture, ToolOutput, ToolRegistry,
 };
@@ -382,11 +376,10 @@ impl Tool for NeedsSampling {
 async fn a_missing_client_capability_is_400_with_the_required_capabilities() {
     let mut tools = ToolRegistry::new();
     tools.register(NeedsSampling);
-    let h = Harness::from_state(AppState {
-        server: McpServer::new(tools, None),
-        sessions: Arc::new(SessionStore::new(Duration::from_secs(60), 10)),
-        keys: Arc::new(ApiKeys::from_plain([(KeyId::new("k"), KEY)])),
-    });
+    let base = Harness::new();
+    let mut state = base.state.clone();
+    state.server = McpServer::new(tools, None);
+    let h = Harness::from_state(state);
     let call = json!({"name": "needs_sampling"});
     let r = h
         .modern_full("tools/call", call.clone(), json!({}), &[])

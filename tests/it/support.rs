@@ -116,19 +116,29 @@ impl Harness {
 
     /// A harness around a state built elsewhere (custom tools, other configurations).
     pub fn from_state(state: AppState) -> Self {
-        let limits = secure_mcp_server::app::Limits {
-            max_body: 1024 * 1024,
-            request_timeout: std::time::Duration::from_secs(30),
-        };
         Self {
-            app: router(state.clone(), limits),
+            app: router(state.clone(), secure_mcp_server::app::Limits::default()),
             state,
             outside: tempfile::tempdir().expect("tempdir"),
             _base: tempfile::tempdir().expect("tempdir"),
         }
     }
 
-    pub async fn send(&self, request: Request<Body>) -> Reply {
+    /// Sends a request as a client on loopback would: with `Host` (unless the test set one)
+    /// and a peer address.
+    pub async fn send(&self, mut request: Request<Body>) -> Reply {
+        if !request.headers().contains_key("host") {
+            request.headers_mut().insert(
+                "host",
+                axum::http::HeaderValue::from_static("127.0.0.1:8080"),
+            );
+        }
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                40000,
+            ))));
         let response = self.app.clone().oneshot(request).await.expect("infallible");
         let status = response.status();
         let headers = response.headers().clone();
