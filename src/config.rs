@@ -526,6 +526,15 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_off_loopback_warns_unless_acknowledged() {
+        let on = |args: &[&str]| Config::from_cli(cli(args), None).expect("config").warn_plaintext;
+        assert!(!on(&[]));
+        assert!(on(&["--bind", "0.0.0.0:8080", "--allow-any-host"]));
+        assert!(on(&["--bind", "[::]:8080", "--allow-host", "mcp.example.com"]));
+        assert!(!on(&["--bind", "0.0.0.0:8080", "--allow-any-host", "--allow-plaintext"]));
+    }
+
+    #[test]
     fn debug_output_never_shows_keys() {
         let c = Config::from_cli(cli(&["--api-key", K1]), None).expect("config");
         assert!(!format!("{c:?}").contains(K1));

@@ -1,8 +1,8 @@
 //! The built binary, run as a user would: `--generate-key`, exit codes, the first-run key.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
+
+use crate::support::RunningServer;
 
 const BIN: &str = env!("CARGO_BIN_EXE_secure-mcp-server");
 
@@ -87,41 +87,11 @@ fn env_keys_are_read_from_mcp_api_keys() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("MCP_API_KEYS"));
 }
 
-/// Starts the binary without a key on an ephemeral port; returns the child, the printed key and
-/// the address it listens on, and everything it wrote to stderr so far.
-#[test]
-fn without_a_key_the_server_prints_one_generated_key_once_and_accepts_it() {
-    let mut child = Command::new(BIN)
-        .args(["--bind", "127.0.0.1:0"])
-        .env_remove("MCP_API_KEYS")
-        .env_remove("MCP_API_KEY")
-        .env("MCP_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut lines = Vec::new();
-    let mut addr = None;
-    while addr.is_none() {
-        let line = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("server output");
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            addr = rest.split('/').next().map(str::to_owned);
-        }
-        lines.push(line);
-    }
-    let addr = addr.expect("address");
-    let key = lines
+#[tokio::test]
+async fn without_a_key_the_server_prints_one_generated_key_once_and_accepts_it() {
+    let mut server = RunningServer::start(&[], &[("MCP_LOG", "debug")]);
+    let key = server
+        .log
         .iter()
         .map(|l| l.trim())
         .find(|l| {
@@ -132,41 +102,21 @@ fn without_a_key_the_server_prints_one_generated_key_once_and_accepts_it() {
         .expect("generated key line")
         .to_owned();
     assert!(
-        lines
+        server
+            .log
             .iter()
-            .any(|l| l.contains("curl") && l.contains(&addr)),
-        "a ready-to-paste curl line"
+            .any(|l| l.contains("curl") && l.contains(&server.addr)),
+        "a ready-to-paste curl line with the real address"
     );
-
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let status = runtime.block_on(async {
-        reqwest::Client::new()
-            .post(format!("http://{addr}/mcp"))
-            .bearer_auth(&key)
-            .header("mcp-protocol-version", "2026-07-28")
-            .header("mcp-method", "server/discover")
-            .json(&serde_json::json!({"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{
-                "io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}))
-            .send()
-            .await
-            .expect("send")
-            .status()
-    });
-    assert_eq!(status, 200);
-    std::thread::sleep(Duration::from_millis(200));
-    while let Ok(line) = rx.try_recv() {
-        lines.push(line);
-    }
-    child.kill().expect("kill");
-    let _ = child.wait();
-    let all = lines.join("\n");
+    assert_eq!(server.discover(&reqwest::Client::new(), &key).await, 200);
+    let all = server.drain_log();
     assert_eq!(
         all.matches(&key).count(),
         2,
         "the key appears once in the banner and once in the curl line, never in the log:\n{all}"
     );
     assert!(
-        all.contains("key_id=\"generated\"") || all.contains("key_id=generated"),
+        all.contains("key_id=\"generated\""),
         "the log names the key by id:\n{all}"
     );
 }

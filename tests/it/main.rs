@@ -2,8 +2,13 @@
 
 mod auth;
 mod binary;
+mod check;
+mod keys;
 mod legacy;
+mod limits;
 mod modern;
+mod origin;
+mod rate_limit;
 mod sandbox;
 mod sessions;
 mod socket;

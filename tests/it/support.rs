@@ -133,12 +133,14 @@ impl Harness {
                 axum::http::HeaderValue::from_static("127.0.0.1:8080"),
             );
         }
-        request
-            .extensions_mut()
-            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
-                [127, 0, 0, 1],
-                40000,
-            ))));
+        let peer = axum::extract::ConnectInfo(std::net::SocketAddr::from(([127, 0, 0, 1], 40000)));
+        if request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .is_none()
+        {
+            request.extensions_mut().insert(peer);
+        }
         let response = self.app.clone().oneshot(request).await.expect("infallible");
         let status = response.status();
         let headers = response.headers().clone();
@@ -283,4 +285,115 @@ impl Harness {
 /// The text of the first content block of a tool result.
 pub fn first_text(result: &Value) -> &str {
     result["content"][0]["text"].as_str().unwrap_or_default()
+}
+
+/// The built binary, running as a server on an ephemeral loopback port.
+pub struct RunningServer {
+    pub child: std::process::Child,
+    pub addr: String,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Every stderr line read so far.
+    pub log: Vec<String>,
+}
+
+impl RunningServer {
+    /// Starts the binary with `args` (plus `--bind 127.0.0.1:0`) and `env`, and waits for its
+    /// listening line.
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        use std::io::BufRead;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_secure-mcp-server"));
+        cmd.args(args)
+            .args(["--bind", "127.0.0.1:0"])
+            .env_remove("MCP_API_KEYS")
+            .env_remove("MCP_API_KEY")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut log = Vec::new();
+        let addr = loop {
+            let line = lines
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("no listening line; log so far:\n{}", log.join("\n")));
+            let found = line
+                .split("listening on http://")
+                .nth(1)
+                .and_then(|rest| rest.split('/').next())
+                .map(str::to_owned);
+            log.push(line);
+            if let Some(addr) = found {
+                break addr;
+            }
+        };
+        Self {
+            child,
+            addr,
+            lines,
+            log,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/mcp", self.addr)
+    }
+
+    /// Collects the stderr lines written so far.
+    pub fn drain_log(&mut self) -> String {
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(std::time::Duration::from_millis(200))
+        {
+            self.log.push(line);
+        }
+        self.log.join("\n")
+    }
+
+    /// Sends a signal by name (`HUP`, `TERM`) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// A 2026-07-28 `server/discover` with `key`; returns the status.
+    pub async fn discover(&self, client: &reqwest::Client, key: &str) -> u16 {
+        client
+            .post(self.url())
+            .bearer_auth(key)
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "server/discover")
+            .json(
+                &json!({"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{
+                "io.modelcontextprotocol/protocolVersion":"2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities":{}}}}),
+            )
+            .send()
+            .await
+            .expect("send")
+            .status()
+            .as_u16()
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

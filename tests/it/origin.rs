@@ -1,0 +1,173 @@
+//! Origin, Host and CORS from one allow-list (DNS rebinding defence).
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+
+use crate::support::{Harness, KEY, Reply};
+
+const DISCOVER: &str = r#"{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+
+async fn discover(h: &Harness, host: &str, origin: Option<&str>, key: Option<&str>) -> Reply {
+    let mut b = Request::post("/mcp")
+        .header("host", host)
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "server/discover");
+    if let Some(o) = origin {
+        b = b.header("origin", o);
+    }
+    if let Some(k) = key {
+        b = b.header("authorization", format!("Bearer {k}"));
+    }
+    h.send(b.body(Body::from(DISCOVER)).expect("req")).await
+}
+
+#[tokio::test]
+async fn a_foreign_origin_is_403_before_authentication() {
+    let h = Harness::new();
+    for key in [Some(KEY), None, Some("wrong")] {
+        let r = discover(&h, "127.0.0.1:8080", Some("http://evil.example.com"), key).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{key:?}");
+        assert!(r.header("www-authenticate").is_none());
+    }
+    let r = discover(&h, "127.0.0.1:8080", Some("null"), Some(KEY)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_dns_rebinding_host_is_403() {
+    let h = Harness::new();
+    let r = discover(
+        &h,
+        "evil.example.com",
+        Some("http://evil.example.com"),
+        Some(KEY),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = discover(&h, "evil.example.com:8080", None, Some(KEY)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn no_origin_and_loopback_origins_pass_on_a_loopback_server() {
+    let h = Harness::new();
+    for (host, origin) in [
+        ("127.0.0.1:8080", None),
+        ("localhost:9999", Some("http://localhost:9999")),
+        ("[::1]:8080", Some("http://127.0.0.1:5173")),
+    ] {
+        let r = discover(&h, host, origin, Some(KEY)).await;
+        assert_eq!(r.status, StatusCode::OK, "{host} {origin:?}");
+    }
+}
+
+#[tokio::test]
+async fn configured_origins_and_hosts_replace_the_defaults() {
+    let h = Harness::with_args(&[
+        "--allow-origin",
+        "https://app.example.com",
+        "--allow-host",
+        "mcp.example.com",
+    ]);
+    let r = discover(
+        &h,
+        "mcp.example.com",
+        Some("https://app.example.com"),
+        Some(KEY),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = discover(
+        &h,
+        "mcp.example.com",
+        Some("http://localhost:3000"),
+        Some(KEY),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = discover(&h, "127.0.0.1:8080", None, Some(KEY)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+async fn preflight(h: &Harness, origin: &str) -> Reply {
+    h.send(
+        Request::options("/mcp")
+            .header("host", "mcp.example.com")
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type, mcp-protocol-version, mcp-method",
+            )
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn cors_preflights_are_answered_without_a_key_for_allowed_origins_only() {
+    let h = Harness::with_args(&[
+        "--allow-origin",
+        "https://app.example.com",
+        "--allow-host",
+        "mcp.example.com",
+    ]);
+    let r = preflight(&h, "https://app.example.com").await;
+    assert!(r.status.is_success(), "{}", r.status);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    let allowed = r
+        .header("access-control-allow-headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    for h in [
+        "authorization",
+        "mcp-protocol-version",
+        "mcp-method",
+        "mcp-session-id",
+    ] {
+        assert!(allowed.contains(h), "{h} in {allowed}");
+    }
+    let r = preflight(&h, "https://evil.example.com").await;
+    assert!(
+        r.header("access-control-allow-origin").is_none(),
+        "never granted to an unlisted origin"
+    );
+
+    let req = Request::post("/mcp")
+        .header("host", "mcp.example.com")
+        .header("origin", "https://app.example.com")
+        .header("authorization", format!("Bearer {KEY}"))
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "server/discover")
+        .body(Body::from(DISCOVER))
+        .expect("req");
+    let r = h.send(req).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    let exposed = r
+        .header("access-control-expose-headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(
+        exposed.contains("mcp-session-id") && exposed.contains("www-authenticate"),
+        "{exposed}"
+    );
+}
+
+#[tokio::test]
+async fn cors_never_answers_with_a_wildcard() {
+    let h = Harness::new();
+    for origin in ["http://localhost:3000", "https://evil.example.com"] {
+        let r = preflight(&h, origin).await;
+        assert_ne!(r.header("access-control-allow-origin"), Some("*"));
+    }
+}
