@@ -32,7 +32,7 @@ trap cleanup EXIT
 
 mkdir "$work/sdkroot"
 printf 'hello from the sandbox\n' > "$work/sdkroot/greeting.txt"
-key=$("$bin" --generate-key)
+key=$("$bin" --generate-key | head -n 1)
 
 MCP_LOG=debug "$bin" --api-key "$key" --allow-dir "$work/sdkroot" --bind 127.0.0.1:0 \
     > "$work/server.log" 2>&1 &

@@ -17,7 +17,12 @@ pub struct CheckArgs {
     #[arg(long)]
     pub url: String,
     /// A valid key for that server.
-    #[arg(long, env = "MCP_CHECK_API_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "MCP_CHECK_API_KEY",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub api_key: String,
     /// Also check that the rate limit answers 429 with Retry-After (spends the quota).
     #[arg(long)]

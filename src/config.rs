@@ -56,6 +56,7 @@ pub struct Cli {
         env = "MCP_API_KEY",
         value_delimiter = ',',
         hide_env_values = true,
+        allow_hyphen_values = true,
         value_name = "KEY"
     )]
     pub api_keys: Vec<String>,
@@ -345,7 +346,11 @@ impl Config {
         }
 
         let mut allow_dirs = Vec::with_capacity(cli.allow_dirs.len());
-        for dir in cli.allow_dirs {
+        for dir in cli
+            .allow_dirs
+            .into_iter()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
             let bad = |reason: String| ConfigError::BadDir {
                 dir: dir.display().to_string(),
                 reason,
@@ -358,9 +363,11 @@ impl Config {
             allow_dirs.push(canonical);
         }
 
+        // An empty entry (an empty environment variable) means "none".
         let trusted_proxies = cli
             .trusted_proxies
             .iter()
+            .filter(|p| !p.trim().is_empty())
             .map(|p| {
                 p.parse::<IpNet>()
                     .or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from))
@@ -370,15 +377,16 @@ impl Config {
         let allow_origins = cli
             .allow_origins
             .iter()
+            .filter(|o| !o.trim().is_empty())
             .map(|o| {
                 origin::normalise_origin(o).ok_or_else(|| ConfigError::BadOrigin(o.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let hosts = if cli.allow_any_host {
             HostRule::Any
-        } else if !cli.allow_hosts.is_empty() {
+        } else if cli.allow_hosts.iter().any(|h| !h.trim().is_empty()) {
             let mut list = Vec::new();
-            for h in &cli.allow_hosts {
+            for h in cli.allow_hosts.iter().filter(|h| !h.trim().is_empty()) {
                 let h = h.trim().to_ascii_lowercase();
                 if h.is_empty() || h.contains(['/', '@', ' ', '?', '#']) {
                     return Err(ConfigError::BadHost(h));
@@ -527,11 +535,25 @@ mod tests {
 
     #[test]
     fn plain_http_off_loopback_warns_unless_acknowledged() {
-        let on = |args: &[&str]| Config::from_cli(cli(args), None).expect("config").warn_plaintext;
+        let on = |args: &[&str]| {
+            Config::from_cli(cli(args), None)
+                .expect("config")
+                .warn_plaintext
+        };
         assert!(!on(&[]));
         assert!(on(&["--bind", "0.0.0.0:8080", "--allow-any-host"]));
-        assert!(on(&["--bind", "[::]:8080", "--allow-host", "mcp.example.com"]));
-        assert!(!on(&["--bind", "0.0.0.0:8080", "--allow-any-host", "--allow-plaintext"]));
+        assert!(on(&[
+            "--bind",
+            "[::]:8080",
+            "--allow-host",
+            "mcp.example.com"
+        ]));
+        assert!(!on(&[
+            "--bind",
+            "0.0.0.0:8080",
+            "--allow-any-host",
+            "--allow-plaintext"
+        ]));
     }
 
     #[test]

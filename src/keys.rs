@@ -1,10 +1,11 @@
 //! API keys: generation from the operating system's CSPRNG, and the one place that turns a key
 //! into the digest we keep.
 //!
-//! A generated key is 256 bits from the OS generator (`getrandom`, through `rand::rngs::SysRng`),
-//! written in URL-safe Base64 without padding: 43 characters of `[A-Za-z0-9_-]`, which is valid
-//! as an RFC 6750 bearer token and needs no quoting in a shell or a header. The same generator
-//! makes session ids.
+//! A generated key is [`KEY_PREFIX`] followed by 256 bits from the OS generator (`getrandom`,
+//! through `rand::rngs::SysRng`) in URL-safe Base64 without padding: 48 characters of
+//! `[A-Za-z0-9_-]`, valid as an RFC 6750 bearer token and needing no quoting in a shell or a
+//! header. The prefix lets secret scanners recognise a leaked key and keeps a key from starting
+//! with `-` (which a command line would take for a flag). The same generator makes session ids.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -26,9 +27,12 @@ pub fn random_token(n: usize) -> Result<String, RandomUnavailable> {
     Ok(URL_SAFE_NO_PAD.encode(&bytes))
 }
 
-/// A new API key: 256 bits of entropy.
+/// What every generated key starts with.
+pub const KEY_PREFIX: &str = "smcp_";
+
+/// A new API key: [`KEY_PREFIX`] and 256 bits of entropy.
 pub fn generate_key() -> Result<String, RandomUnavailable> {
-    random_token(32)
+    Ok(format!("{KEY_PREFIX}{}", random_token(32)?))
 }
 
 /// The SHA-256 digest under which a key is stored and compared.
@@ -50,10 +54,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn generated_keys_are_43_url_safe_chars_and_differ() {
+    fn generated_keys_are_prefixed_url_safe_256_bit_tokens_and_differ() {
         let a = generate_key().expect("rng");
         let b = generate_key().expect("rng");
-        assert_eq!(a.len(), 43);
+        assert!(a.starts_with(KEY_PREFIX));
+        assert_eq!(a.len(), KEY_PREFIX.len() + 43);
         assert!(
             a.bytes()
                 .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
@@ -82,7 +87,7 @@ pub const MIN_KEY_BITS: f64 = 128.0;
 /// - its length times the Shannon entropy of its own character frequencies, which catches
 ///   repetition (`aaaa…`, `abcabc…`).
 ///
-/// A random 43-character generated key scores about 200; a 20-character password about 100.
+/// A generated key scores about 200; a 20-character password about 100.
 pub fn estimated_bits(key: &str) -> f64 {
     let len = key.chars().count() as f64;
     if len == 0.0 {

@@ -34,9 +34,12 @@ fn main() -> ExitCode {
         return match keys::generate_key() {
             Ok(key) => {
                 let id = keys::random_token(6).unwrap_or_else(|_| "new".into());
-                println!("{key}");
-                println!("# for --keys-file (stores the digest, not the key):");
-                println!("{}", keys::keys_file_line(&format!("key-{id}"), &key));
+                let text = format!(
+                    "{key}\n# for --keys-file (stores the digest, not the key):\n{}\n",
+                    keys::keys_file_line(&format!("key-{id}"), &key)
+                );
+                // A closed pipe (`| head -n 1`) is not an error worth a panic.
+                let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
                 ExitCode::SUCCESS
             }
             Err(e) => {

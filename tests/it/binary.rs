@@ -29,7 +29,12 @@ fn generate_key_prints_one_256_bit_url_safe_key_and_exits_0() {
         out_a.lines().next().unwrap_or_default(),
         out_b.lines().next().unwrap_or_default(),
     );
-    assert_eq!(ka.len(), 43, "256 bits in unpadded Base64 is 43 characters");
+    let body = ka.strip_prefix("smcp_").expect("the smcp_ prefix");
+    assert_eq!(
+        body.len(),
+        43,
+        "256 bits in unpadded Base64 is 43 characters"
+    );
     assert!(
         ka.bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'),
@@ -95,7 +100,8 @@ async fn without_a_key_the_server_prints_one_generated_key_once_and_accepts_it()
         .iter()
         .map(|l| l.trim())
         .find(|l| {
-            l.len() == 43
+            l.len() == 48
+                && l.starts_with("smcp_")
                 && l.bytes()
                     .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
         })
@@ -118,5 +124,57 @@ async fn without_a_key_the_server_prints_one_generated_key_once_and_accepts_it()
     assert!(
         all.contains("key_id=\"generated\""),
         "the log names the key by id:\n{all}"
+    );
+}
+
+#[test]
+fn env_example_documents_every_mcp_variable() {
+    use clap::CommandFactory;
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.env.example"))
+        .expect(".env.example");
+    let documented: Vec<String> = example
+        .lines()
+        .map(|l| l.trim_start_matches('#').trim())
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k.to_owned()))
+        .filter(|k| k.starts_with("MCP_"))
+        .collect();
+    let mut expected: Vec<String> = secure_mcp_server::config::Cli::command()
+        .get_arguments()
+        .filter_map(|a| a.get_env().and_then(|e| e.to_str()).map(str::to_owned))
+        .collect();
+    expected.extend(["MCP_LOG", "MCP_API_KEYS", "MCP_CHECK_API_KEY"].map(String::from));
+    for var in &expected {
+        assert!(
+            documented.contains(var),
+            "{var} is missing from .env.example"
+        );
+    }
+}
+
+#[test]
+fn the_env_example_values_are_a_valid_configuration() {
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.env.example"))
+        .expect(".env.example");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, secure_mcp_server::keys::keys_file_line("a", "k")).expect("write");
+    let mut cmd = Command::new(BIN);
+    for line in example.lines().filter(|l| l.starts_with("MCP_")) {
+        let (k, v) = line.split_once('=').expect("k=v");
+        let v = match k {
+            "MCP_ALLOW_DIRS" => dir.path().to_string_lossy().into_owned(),
+            "MCP_KEYS_FILE" => keys.to_string_lossy().into_owned(),
+            // port 0 and an invalid extra flag make the process exit after validation
+            _ => v.to_owned(),
+        };
+        cmd.env(k, v);
+    }
+    // --max-body 0 is refused after every MCP_* value was parsed and validated
+    let out = cmd.args(["--max-body", "0"]).output().expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        stderr.contains("--max-body"),
+        "only the deliberate error: {stderr}"
     );
 }
