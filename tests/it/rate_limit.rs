@@ -11,7 +11,39 @@ use secure_mcp_server::config::{Cli, Config};
 use secure_mcp_server::server::{limits, serve};
 use tokio::net::TcpListener;
 
+use proptest::prelude::*;
+use secure_mcp_server::security::rate_limit::{Decision, Policy, RateLimiter};
+use tokio::time::Instant;
+
 use crate::support::{Harness, KEY, Reply};
+
+// The limiter's guarantee: no client gets more than N accepted requests in any window of W.
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+    #[test]
+    fn never_more_than_n_in_any_window(
+        limit in 1u32..20,
+        window_ms in 100u64..5_000,
+        gaps in proptest::collection::vec(0u64..400, 1..400),
+    ) {
+        let epoch = Instant::now();
+        let l = RateLimiter::new(Policy { limit, window: Duration::from_millis(window_ms), max_clients: 10, ipv6_prefix: 64 }, epoch);
+        let client: IpAddr = "192.0.2.1".parse().expect("ip");
+        let mut t = 0u64;
+        let mut accepted: Vec<u64> = Vec::new();
+        for gap in gaps {
+            t += gap;
+            if matches!(l.check(client, epoch + Duration::from_millis(t)), Decision::Allowed { .. }) {
+                accepted.push(t);
+            }
+        }
+        // every window [s, s + W) starting at an accepted request holds at most `limit`
+        for (i, &start) in accepted.iter().enumerate() {
+            let inside = accepted[i..].iter().take_while(|&&a| a < start + window_ms).count();
+            prop_assert!(inside as u32 <= limit, "{} accepted in a window of {} ms (limit {})", inside, window_ms, limit);
+        }
+    }
+}
 
 async fn health_from(h: &Harness, peer: [u8; 4], headers: &[(&str, &str)]) -> Reply {
     let mut b = Request::get("/health").header("host", "127.0.0.1");
