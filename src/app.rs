@@ -17,7 +17,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::config::Config;
 use crate::error::Rejection;
 use crate::mcp::dispatch::McpServer;
-use crate::mcp::resources::FileResources;
+use crate::mcp::resources::{FileResources, Resources};
 use crate::mcp::session::SessionStore;
 use crate::mcp::transport;
 use crate::observability::audit;
@@ -65,11 +65,11 @@ impl AppState {
     /// Builds the state for a configuration: keys hashed, tools registered, schemas compiled.
     pub fn from_config(config: &Config) -> std::io::Result<Self> {
         let mut tools = ToolRegistry::new();
-        let mut resources = None;
+        let mut resources = Resources::default();
         if !config.allow_dirs.is_empty() {
             let sandbox = Arc::new(Sandbox::new(&config.allow_dirs)?);
             fs::register(&mut tools, sandbox.clone());
-            resources = Some(FileResources::new(sandbox));
+            resources.add(FileResources::new(sandbox));
         }
         tools.register(system::SystemInfo);
         let fixed = ApiKeys::from_plain(config.keys.keys.iter().cloned());

@@ -66,6 +66,8 @@ pub enum Rejection {
     NotAcceptable,
     #[error("Request body too large")]
     PayloadTooLarge,
+    #[error("A stream is already open for this session")]
+    Conflict,
     #[error("Internal error")]
     Internal,
 }
@@ -81,6 +83,7 @@ impl Rejection {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Conflict => StatusCode::CONFLICT,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -345,6 +348,7 @@ mod tests {
             (Rejection::UnsupportedMediaType, 415),
             (Rejection::NotAcceptable, 406),
             (Rejection::PayloadTooLarge, 413),
+            (Rejection::Conflict, 409),
             (Rejection::Internal, 500),
         ];
         for (rejection, status) in table {

@@ -1,29 +1,35 @@
 //! Method → handler, for both eras; capabilities; `server/discover` and `initialize`.
 //!
 //! Which methods exist depends on the era of the request:
-//! - modern (2026-07-28): `server/discover`, `tools/*`, `resources/*`. The methods that revision
-//!   removed (`initialize`, `ping`, `logging/setLevel`, `resources/subscribe`, …) are unknown
-//!   here (`-32601`, HTTP 404);
+//! - modern (2026-07-28): `server/discover`, `tools/*`, `resources/*`, `prompts/*`,
+//!   `completion/complete` (and `subscriptions/listen`, a stream the transport answers). The
+//!   methods that revision removed (`initialize`, `ping`, `logging/setLevel`,
+//!   `resources/subscribe`, …) are unknown here (`-32601`, HTTP 404);
 //! - legacy: `initialize` (answered by the transport, which also mints the session), `ping`,
-//!   `tools/*`, `resources/*`.
+//!   `logging/setLevel`, `resources/subscribe` and `unsubscribe`, and the rest.
 //!
-//! `resources/*` exist only when directories are allowed (otherwise the capability is not
-//! advertised and the methods are unknown). Modern results carry `resultType`, the server's
-//! identity in `_meta`, and on list/read results `ttlMs` and `cacheScope`. Lists that do not
-//! depend on the caller are `public`; anything derived from file contents is `private`.
+//! A capability that is not advertised has no methods: `resources/*` need a resource provider,
+//! `prompts/*` a prompt, `completion/complete` either. Modern results carry `resultType`, the
+//! server's identity in `_meta`, and on list/read results `ttlMs` and `cacheScope`. Lists that
+//! do not depend on the caller are `public`; anything derived from file contents is `private`.
 
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
 use crate::error::RpcError;
+use crate::mcp::events::{ChangeHub, EventSink, LogLevel};
 use crate::mcp::jsonrpc::Request;
-use crate::mcp::resources::{FileResources, cursor_param};
+use crate::mcp::prompts::PromptRegistry;
+use crate::mcp::request_state::StateSealer;
+use crate::mcp::resources::{Resources, cursor_param};
+use crate::mcp::session::SessionState;
 use crate::mcp::version::{Era, ProtocolVersion};
-use crate::tools::registry::ToolRegistry;
+use crate::security::auth::KeyId;
+use crate::tools::registry::{ToolContext, ToolRegistry};
 
 pub const SERVER_NAME: &str = "secure-mcp-server";
-const INSTRUCTIONS: &str = "Read-only access to the files in the allowed directories \
+const DEFAULT_INSTRUCTIONS: &str = "Read-only access to the files in the allowed directories \
     (paths are '<root>/<relative path>'; list_directory with '/' shows the roots) and to system \
     information.";
 
@@ -33,34 +39,136 @@ const TOOLS_TTL_MS: u64 = 300_000;
 const FILES_TTL_MS: u64 = 5_000;
 const DISCOVER_TTL_MS: u64 = 300_000;
 
-/// The protocol engine: tools, resources and the fixed parts of every answer.
+pub const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+pub const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
+
+/// Who is calling, and how the answer can reach them.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub era: Era,
+    pub caller: KeyId,
+    /// The 2025-era session, if any.
+    pub session: Option<Arc<SessionState>>,
+    /// The request's response stream, if it may become one.
+    pub sink: Option<EventSink>,
+}
+
+/// The protocol engine: tools, resources, prompts and the fixed parts of every answer.
 pub struct McpServer {
     tools: ToolRegistry,
-    resources: Option<FileResources>,
+    resources: Resources,
+    prompts: PromptRegistry,
     capabilities: Value,
     server_info: Value,
+    instructions: String,
+    changes: ChangeHub,
+    sealer: StateSealer,
 }
 
 impl std::fmt::Debug for McpServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("McpServer")
             .field("tools", &self.tools)
+            .field("resources", &self.resources)
+            .field("prompts", &self.prompts)
             .finish_non_exhaustive()
     }
 }
 
-impl McpServer {
-    pub fn new(tools: ToolRegistry, resources: Option<FileResources>) -> Arc<Self> {
-        let mut capabilities = json!({ "tools": { "listChanged": false } });
-        if resources.is_some() {
-            capabilities["resources"] = json!({ "subscribe": false, "listChanged": false });
+/// Assembles an [`McpServer`].
+#[derive(Default)]
+pub struct McpServerBuilder {
+    pub tools: ToolRegistry,
+    pub resources: Resources,
+    pub prompts: PromptRegistry,
+    /// Announce `listChanged` for tools / prompts / resources (an embedder that changes them
+    /// announces through [`McpServer::changes`]).
+    pub list_changed: bool,
+    pub instructions: Option<String>,
+    pub changes: ChangeHub,
+}
+
+impl McpServerBuilder {
+    /// # Panics
+    /// If the OS random generator is unavailable for the request-state key (at startup).
+    pub fn build(self) -> Arc<McpServer> {
+        let lc = self.list_changed;
+        let mut capabilities = json!({ "tools": { "listChanged": lc }, "logging": {} });
+        if !self.resources.is_empty() {
+            capabilities["resources"] = json!({
+                "subscribe": self.resources.supports_subscribe(),
+                "listChanged": lc,
+            });
         }
-        Arc::new(Self {
-            tools,
-            resources,
+        if !self.prompts.is_empty() {
+            capabilities["prompts"] = json!({ "listChanged": lc });
+        }
+        if !self.resources.is_empty() || !self.prompts.is_empty() {
+            capabilities["completions"] = json!({});
+        }
+        Arc::new(McpServer {
+            tools: self.tools,
+            resources: self.resources,
+            prompts: self.prompts,
             capabilities,
             server_info: json!({ "name": SERVER_NAME, "version": env!("CARGO_PKG_VERSION") }),
+            instructions: self
+                .instructions
+                .unwrap_or_else(|| DEFAULT_INSTRUCTIONS.to_owned()),
+            changes: self.changes,
+            sealer: StateSealer::random().expect("the OS random generator is needed at start"),
         })
+    }
+}
+
+fn meta(params: &Map<String, Value>) -> Option<&Map<String, Value>> {
+    params.get("_meta").and_then(Value::as_object)
+}
+
+impl McpServer {
+    pub fn builder() -> McpServerBuilder {
+        McpServerBuilder::default()
+    }
+
+    /// A server with just these tools and resources (the common case).
+    pub fn new(tools: ToolRegistry, resources: Resources) -> Arc<Self> {
+        McpServerBuilder {
+            tools,
+            resources,
+            ..McpServerBuilder::default()
+        }
+        .build()
+    }
+
+    /// Where list changes and resource updates are announced.
+    pub fn changes(&self) -> &ChangeHub {
+        &self.changes
+    }
+
+    pub fn capabilities(&self) -> &Value {
+        &self.capabilities
+    }
+
+    /// Whether `uri` can be subscribed to (some provider supports subscriptions).
+    pub fn supports_subscribe(&self) -> bool {
+        self.resources.supports_subscribe()
+    }
+
+    pub fn lists_change(&self) -> bool {
+        self.capabilities["tools"]["listChanged"] == true
+    }
+
+    pub fn has_prompts(&self) -> bool {
+        !self.prompts.is_empty()
+    }
+
+    pub fn has_resources(&self) -> bool {
+        !self.resources.is_empty()
+    }
+
+    /// The server's identity, as results carry it.
+    pub fn server_info(&self) -> &Value {
+        &self.server_info
     }
 
     /// The legacy `initialize` result for a negotiated version.
@@ -69,24 +177,102 @@ impl McpServer {
             "protocolVersion": version.as_str(),
             "capabilities": self.capabilities,
             "serverInfo": self.server_info,
-            "instructions": INSTRUCTIONS,
+            "instructions": self.instructions,
         })
     }
 
-    fn resources(&self) -> Result<&FileResources, RpcError> {
-        self.resources.as_ref().ok_or(RpcError::MethodNotFound)
+    fn require_resources(&self) -> Result<&Resources, RpcError> {
+        if self.resources.is_empty() {
+            Err(RpcError::MethodNotFound)
+        } else {
+            Ok(&self.resources)
+        }
     }
 
-    /// Answers one request of the given era (the transport has already checked headers,
-    /// `_meta` and the session).
-    pub async fn handle(&self, request: &Request, era: Era) -> Result<Value, RpcError> {
+    fn require_prompts(&self) -> Result<&PromptRegistry, RpcError> {
+        if self.prompts.is_empty() {
+            Err(RpcError::MethodNotFound)
+        } else {
+            Ok(&self.prompts)
+        }
+    }
+
+    /// The tool context of one request.
+    fn context(&self, request: &Request, call: &Call) -> Result<ToolContext, RpcError> {
+        let mut ctx = ToolContext::detached(call.era, call.caller.clone());
+        ctx.changes = self.changes.clone();
+        let m = meta(&request.params);
+        ctx.progress_token = m.and_then(|m| m.get("progressToken")).cloned();
+        match call.era {
+            Era::Modern => {
+                ctx.client_capabilities = m
+                    .and_then(|m| m.get(META_CAPABILITIES))
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
+                ctx.log_level = match m.and_then(|m| m.get(META_LOG_LEVEL)) {
+                    None => None,
+                    Some(v) => Some(
+                        v.as_str()
+                            .and_then(LogLevel::parse)
+                            .ok_or(RpcError::InvalidParams("invalid log level".into()))?,
+                    ),
+                };
+            }
+            Era::Legacy => {
+                if let Some(session) = &call.session {
+                    ctx.client_capabilities = session.client_capabilities.clone();
+                    ctx.log_level = session.log_level();
+                    ctx = ctx.with_session(session.clone());
+                }
+            }
+        }
+        if let Some(sink) = &call.sink {
+            ctx = ctx.with_stream(sink.clone());
+        }
+        Ok(ctx)
+    }
+
+    /// Answers one request (the transport has already checked headers, `_meta` and the
+    /// session).
+    pub async fn handle(&self, request: &Request, call: Call) -> Result<Value, RpcError> {
         let params = &request.params;
+        let era = call.era;
         let (result, cache) =
             match (era, request.method.as_str()) {
                 (Era::Modern, "server/discover") => {
                     (self.discover(), Some((DISCOVER_TTL_MS, "public")))
                 }
                 (Era::Legacy, "ping") => (json!({}), None),
+                (Era::Legacy, "logging/setLevel") => {
+                    let level = params
+                        .get("level")
+                        .and_then(Value::as_str)
+                        .and_then(LogLevel::parse)
+                        .ok_or(RpcError::InvalidParams("invalid log level".into()))?;
+                    if let Some(session) = &call.session {
+                        session.set_log_level(level);
+                    }
+                    (json!({}), None)
+                }
+                (Era::Legacy, "resources/subscribe" | "resources/unsubscribe") => {
+                    self.require_resources()?;
+                    if !self.supports_subscribe() {
+                        return Err(RpcError::MethodNotFound);
+                    }
+                    let uri = params
+                        .get("uri")
+                        .and_then(Value::as_str)
+                        .ok_or(RpcError::InvalidParams("a string 'uri' is required".into()))?;
+                    if let Some(session) = &call.session {
+                        if request.method == "resources/subscribe" {
+                            session.subscribe(uri);
+                        } else {
+                            session.unsubscribe(uri);
+                        }
+                    }
+                    (json!({}), None)
+                }
                 (_, "tools/list") => {
                     first_page_only(params)?;
                     (
@@ -95,23 +281,20 @@ impl McpServer {
                     )
                 }
                 (_, "tools/call") => {
-                    let declared = match era {
-                        Era::Modern => Some(client_capabilities(params)),
-                        Era::Legacy => None,
-                    };
-                    (self.tools.call(params, declared).await?, None)
+                    let ctx = self.context(request, &call)?;
+                    (self.tools.call(params, ctx, &self.sealer).await?, None)
                 }
                 (_, "resources/list") => {
                     let cursor = cursor_param(params)?;
                     (
-                        self.resources()?.list(cursor).await?,
+                        self.require_resources()?.list(cursor).await?,
                         Some((FILES_TTL_MS, "private")),
                     )
                 }
                 (_, "resources/templates/list") => {
                     first_page_only(params)?;
                     (
-                        self.resources()?.templates(),
+                        self.require_resources()?.templates(),
                         Some((TOOLS_TTL_MS, "public")),
                     )
                 }
@@ -120,10 +303,23 @@ impl McpServer {
                         RpcError::InvalidParams("resources/read needs a string 'uri'".into()),
                     )?;
                     (
-                        self.resources()?.read(uri).await?,
+                        self.require_resources()?.read(uri).await?,
                         Some((FILES_TTL_MS, "private")),
                     )
                 }
+                (_, "prompts/list") => {
+                    first_page_only(params)?;
+                    (
+                        json!({ "prompts": self.require_prompts()?.listed() }),
+                        Some((TOOLS_TTL_MS, "public")),
+                    )
+                }
+                (_, "prompts/get") => {
+                    let prompts = self.require_prompts()?;
+                    let ctx = self.context(request, &call)?;
+                    (prompts.get(params, ctx, &self.sealer).await?, None)
+                }
+                (_, "completion/complete") => (self.complete(params)?, None),
                 _ => return Err(RpcError::MethodNotFound),
             };
         Ok(match era {
@@ -132,21 +328,66 @@ impl McpServer {
         })
     }
 
+    fn complete(&self, params: &Map<String, Value>) -> Result<Value, RpcError> {
+        if self.prompts.is_empty() && self.resources.is_empty() {
+            return Err(RpcError::MethodNotFound);
+        }
+        let bad = |what: &'static str| RpcError::InvalidParams(what.into());
+        let reference = params
+            .get("ref")
+            .and_then(Value::as_object)
+            .ok_or(bad("'ref' is required"))?;
+        let argument = params
+            .get("argument")
+            .and_then(Value::as_object)
+            .ok_or(bad("'argument' is required"))?;
+        let arg_name = argument
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or(bad("argument name is required"))?;
+        let value = argument
+            .get("value")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let values = match reference.get("type").and_then(Value::as_str) {
+            Some("ref/prompt") => {
+                let name = reference
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .ok_or(bad("prompt name is required"))?;
+                self.require_prompts()?.complete(name, arg_name, value)?
+            }
+            Some("ref/resource") => {
+                let uri = reference
+                    .get("uri")
+                    .and_then(Value::as_str)
+                    .ok_or(bad("uri is required"))?;
+                self.require_resources()?.complete(uri, arg_name, value)
+            }
+            _ => return Err(bad("unknown reference type")),
+        };
+        Ok(json!({ "completion": { "values": values, "total": values.len(), "hasMore": false } }))
+    }
+
     fn discover(&self) -> Value {
         json!({
             "supportedVersions": ProtocolVersion::supported_strings(),
             "capabilities": self.capabilities,
-            "instructions": INSTRUCTIONS,
+            "instructions": self.instructions,
         })
     }
 
-    /// Adds the fields every 2026-07-28 result carries.
-    fn modern_result(&self, mut result: Value, cache: Option<(u64, &str)>) -> Value {
+    /// Adds the fields every 2026-07-28 result carries (`resultType` stays if set, e.g.
+    /// `input_required`, which also takes no cache fields).
+    pub fn modern_result(&self, mut result: Value, cache: Option<(u64, &str)>) -> Value {
         if let Value::Object(map) = &mut result {
-            map.insert("resultType".into(), json!("complete"));
-            if let Some((ttl, scope)) = cache {
-                map.insert("ttlMs".into(), json!(ttl));
-                map.insert("cacheScope".into(), json!(scope));
+            let complete = !map.contains_key("resultType");
+            if complete {
+                map.insert("resultType".into(), json!("complete"));
+                if let Some((ttl, scope)) = cache {
+                    map.insert("ttlMs".into(), json!(ttl));
+                    map.insert("cacheScope".into(), json!(scope));
+                }
             }
             let meta = map
                 .entry("_meta")
@@ -160,16 +401,6 @@ impl McpServer {
         }
         result
     }
-}
-
-/// The client capabilities a 2026-07-28 request declared in `_meta` (empty if none).
-fn client_capabilities(params: &Map<String, Value>) -> &Map<String, Value> {
-    static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
-    params
-        .get("_meta")
-        .and_then(|m| m.get("io.modelcontextprotocol/clientCapabilities"))
-        .and_then(Value::as_object)
-        .unwrap_or(&EMPTY)
 }
 
 /// For single-page lists: no cursor, or the empty cursor (the start); anything else is invalid.

@@ -53,9 +53,10 @@ pub struct Notification {
 pub enum Message {
     Request(Request),
     Notification(Notification),
-    /// A client's answer to a server-to-client request.
+    /// A client's answer to a server-to-client request: its `result`, or its `error`.
     Response {
         id: RequestId,
+        outcome: Result<Value, Value>,
     },
 }
 
@@ -111,7 +112,11 @@ pub fn parse(body: &[u8]) -> Result<Message, Invalid> {
         (Some(method), Some(id)) => Ok(Message::Request(Request { id, method, params })),
         (Some(method), None) => Ok(Message::Notification(Notification { method, params })),
         (None, Some(id)) if object.contains_key("result") || object.contains_key("error") => {
-            Ok(Message::Response { id })
+            let outcome = match object.remove("result") {
+                Some(result) => Ok(result),
+                None => Err(object.remove("error").unwrap_or(Value::Null)),
+            };
+            Ok(Message::Response { id, outcome })
         }
         (None, id) => Err(invalid(&id)),
     }
@@ -164,7 +169,8 @@ mod tests {
         assert_eq!(
             m,
             Message::Response {
-                id: RequestId::Number(5)
+                id: RequestId::Number(5),
+                outcome: Ok(json!({}))
             }
         );
     }

@@ -1,10 +1,14 @@
 //! The Model Context Protocol: the JSON-RPC envelope, the protocol eras, the HTTP transport,
-//! legacy sessions, method dispatch and the file resources.
+//! legacy sessions, method dispatch, streams, prompts and resources.
 
 pub mod dispatch;
+pub mod events;
 pub mod headers;
 pub mod jsonrpc;
+pub mod prompts;
+pub mod request_state;
 pub mod resources;
 pub mod session;
+pub mod sse;
 pub mod transport;
 pub mod version;

@@ -14,6 +14,10 @@
 //!   is not UTF-8 as a Base64 `blob`.
 //! - Any refusal by the sandbox (missing, outside, special file) is "resource not found", with
 //!   the code of the request's era; the precise reason goes to the log.
+//!
+//! Other resources (the conformance fixtures, an embedding program's own) plug in through
+//! [`ResourceProvider`]; [`Resources`] puts the providers together: `resources/list` pages
+//! through them in order, `resources/read` asks each in order until one knows the URI.
 
 use std::sync::Arc;
 
@@ -95,6 +99,130 @@ pub fn cursor_param(params: &Map<String, Value>) -> Result<Option<&str>, RpcErro
     }
 }
 
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// One page of `resources/list` entries, and the provider's cursor for the next.
+pub type Page = (Vec<Value>, Option<String>);
+
+/// A source of resources.
+pub trait ResourceProvider: Send + Sync + 'static {
+    /// One page of `resources/list` entries from `cursor` (this provider's own), and the next.
+    fn list<'a>(&'a self, cursor: Option<&'a str>) -> BoxFuture<'a, Result<Page, RpcError>>;
+    /// `resourceTemplates` entries.
+    fn templates(&self) -> Vec<Value> {
+        Vec::new()
+    }
+    /// The `contents` of `uri`, or `None` if this provider does not know it.
+    fn read<'a>(&'a self, uri: &'a str) -> BoxFuture<'a, Result<Option<Vec<Value>>, RpcError>>;
+    /// Completion values for `argument` of the template `template`.
+    fn complete(&self, _template: &str, _argument: &str, _value: &str) -> Vec<String> {
+        Vec::new()
+    }
+    /// Whether `resources/subscribe` (and `resourceSubscriptions`) make sense for this source.
+    fn supports_subscribe(&self) -> bool {
+        false
+    }
+}
+
+/// All resource providers, in order.
+#[derive(Default)]
+pub struct Resources {
+    providers: Vec<Box<dyn ResourceProvider>>,
+}
+
+impl std::fmt::Debug for Resources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Resources({} providers)", self.providers.len())
+    }
+}
+
+fn encode_outer(provider: usize, inner: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{provider}:{inner}"))
+}
+
+fn decode_outer(cursor: &str) -> Option<(usize, String)> {
+    if cursor.is_empty() {
+        return Some((0, String::new()));
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (i, inner) = text.split_once(':')?;
+    Some((i.parse().ok()?, inner.to_owned()))
+}
+
+impl Resources {
+    pub fn add(&mut self, provider: impl ResourceProvider) -> &mut Self {
+        self.providers.push(Box::new(provider));
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.providers.is_empty()
+    }
+
+    pub fn supports_subscribe(&self) -> bool {
+        self.providers.iter().any(|p| p.supports_subscribe())
+    }
+
+    /// `resources/list`: the page at `cursor`.
+    pub async fn list(&self, cursor: Option<&str>) -> Result<Value, RpcError> {
+        let invalid = || RpcError::InvalidParams("invalid cursor".into());
+        let (mut index, inner) = decode_outer(cursor.unwrap_or_default()).ok_or_else(invalid)?;
+        if index >= self.providers.len() && !self.providers.is_empty() {
+            return Err(invalid());
+        }
+        let mut inner = (!inner.is_empty()).then_some(inner);
+        while let Some(provider) = self.providers.get(index) {
+            let (page, next) = provider.list(inner.as_deref()).await?;
+            let next = match next {
+                Some(n) => Some(encode_outer(index, &n)),
+                None if index + 1 < self.providers.len() => Some(encode_outer(index + 1, "")),
+                None => None,
+            };
+            if page.is_empty() && next.is_some() {
+                index += 1;
+                inner = None;
+                continue;
+            }
+            let mut result = json!({ "resources": page });
+            if let Some(n) = next {
+                result["nextCursor"] = json!(n);
+            }
+            return Ok(result);
+        }
+        Ok(json!({ "resources": [] }))
+    }
+
+    /// `resources/templates/list`.
+    pub fn templates(&self) -> Value {
+        let all: Vec<Value> = self.providers.iter().flat_map(|p| p.templates()).collect();
+        json!({ "resourceTemplates": all })
+    }
+
+    /// `resources/read`.
+    pub async fn read(&self, uri: &str) -> Result<Value, RpcError> {
+        for provider in &self.providers {
+            if let Some(contents) = provider.read(uri).await? {
+                return Ok(json!({ "contents": contents }));
+            }
+        }
+        Err(RpcError::ResourceNotFound {
+            uri: uri.to_owned(),
+        })
+    }
+
+    /// Completion values for a template argument.
+    pub fn complete(&self, template: &str, argument: &str, value: &str) -> Vec<String> {
+        let mut values: Vec<String> = self
+            .providers
+            .iter()
+            .flat_map(|p| p.complete(template, argument, value))
+            .collect();
+        values.truncate(crate::mcp::prompts::MAX_COMPLETIONS);
+        values
+    }
+}
+
 /// The file resources of a sandbox.
 #[derive(Debug, Clone)]
 pub struct FileResources {
@@ -106,8 +234,8 @@ impl FileResources {
         Self { sandbox }
     }
 
-    /// `resources/list`: one page, and the cursor of the next.
-    pub async fn list(&self, cursor: Option<&str>) -> Result<Value, RpcError> {
+    /// One page of files from `cursor`, and the cursor of the next.
+    pub async fn list_files(&self, cursor: Option<&str>) -> Result<Page, RpcError> {
         let start = decode_cursor(cursor.unwrap_or_default())
             .ok_or(RpcError::InvalidParams("invalid cursor".into()))?;
         let sandbox = self.sandbox.clone();
@@ -139,28 +267,14 @@ impl FileResources {
                 seen += 1;
                 true
             });
-            let mut result = json!({ "resources": page });
-            if more {
-                result["nextCursor"] = json!(encode_cursor(start + PAGE_SIZE));
-            }
-            result
+            (page, more.then(|| encode_cursor(start + PAGE_SIZE)))
         })
         .await
         .map_err(|_| RpcError::Internal)
     }
 
-    /// `resources/templates/list`.
-    pub fn templates(&self) -> Value {
-        json!({ "resourceTemplates": [{
-            "uriTemplate": "file:///{+path}",
-            "name": "file",
-            "title": "Files in the allowed directories",
-            "description": "A file named by its path in the server's namespace: '<root>/<relative path>'.",
-        }]})
-    }
-
-    /// `resources/read`.
-    pub async fn read(&self, uri: &str) -> Result<Value, RpcError> {
+    /// The `contents` of a file URI.
+    pub async fn read_file(&self, uri: &str) -> Result<Vec<Value>, RpcError> {
         let not_found = || RpcError::ResourceNotFound {
             uri: uri.to_owned(),
         };
@@ -186,7 +300,7 @@ impl FileResources {
         .await
         .map_err(|_| RpcError::Internal)?;
         match outcome {
-            Ok(content) => Ok(json!({ "contents": [content] })),
+            Ok(content) => Ok(vec![content]),
             Err(ReadFailure::TooLarge) => Err(RpcError::InvalidParams(
                 "resource is larger than 1 MiB; use the read_file tool with offset and length"
                     .into(),
@@ -197,6 +311,74 @@ impl FileResources {
             }
             Err(ReadFailure::Unreadable) => Err(not_found()),
         }
+    }
+}
+
+impl ResourceProvider for FileResources {
+    fn list<'a>(&'a self, cursor: Option<&'a str>) -> BoxFuture<'a, Result<Page, RpcError>> {
+        Box::pin(self.list_files(cursor))
+    }
+
+    fn templates(&self) -> Vec<Value> {
+        vec![json!({
+            "uriTemplate": "file:///{+path}",
+            "name": "file",
+            "title": "Files in the allowed directories",
+            "description": "A file named by its path in the server's namespace: '<root>/<relative path>'.",
+        })]
+    }
+
+    fn read<'a>(&'a self, uri: &'a str) -> BoxFuture<'a, Result<Option<Vec<Value>>, RpcError>> {
+        Box::pin(async move {
+            if !uri.starts_with(SCHEME) {
+                return Ok(None);
+            }
+            self.read_file(uri).await.map(Some)
+        })
+    }
+
+    /// Completes `path` of `file:///{+path}` with the entries of the directory it names.
+    fn complete(&self, template: &str, argument: &str, value: &str) -> Vec<String> {
+        if template != "file:///{+path}" || argument != "path" {
+            return Vec::new();
+        }
+        let (dir, prefix) = value.rsplit_once('/').unwrap_or(("", value));
+        let Ok(target) = self.sandbox.resolve(dir) else {
+            return Vec::new();
+        };
+        let names: Vec<(String, bool)> = match target {
+            crate::tools::sandbox::Target::Roots => self
+                .sandbox
+                .root_names()
+                .map(|n| (n.to_owned(), true))
+                .collect(),
+            crate::tools::sandbox::Target::Entry(e) if e.is_dir => std::fs::read_dir(&e.path)
+                .map(|rd| {
+                    rd.filter_map(Result::ok)
+                        .take(crate::tools::fs::MAX_LIST_ENTRIES)
+                        .filter_map(|d| {
+                            let is_dir = d.file_type().is_ok_and(|t| t.is_dir());
+                            d.file_name().into_string().ok().map(|n| (n, is_dir))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            crate::tools::sandbox::Target::Entry(_) => Vec::new(),
+        };
+        let mut out: Vec<String> = names
+            .into_iter()
+            .filter(|(n, _)| n.starts_with(prefix))
+            .map(|(n, is_dir)| {
+                let joined = if dir.is_empty() {
+                    n
+                } else {
+                    format!("{dir}/{n}")
+                };
+                if is_dir { format!("{joined}/") } else { joined }
+            })
+            .collect();
+        out.sort();
+        out
     }
 }
 

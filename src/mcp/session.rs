@@ -12,23 +12,167 @@
 //!   sessions are swept first; if it is still full, `initialize` is refused with 503 rather than
 //!   evicting a live session, so one client cannot push others out.
 //! - Time comes from `tokio::time`, so expiry is tested with a paused clock.
+//! - A session carries the per-client state of the 2025 era ([`SessionState`]): the log level,
+//!   resource subscriptions, the client's capabilities, requests in flight (for
+//!   `notifications/cancelled`), server-to-client requests awaiting an answer (at most
+//!   [`MAX_PENDING`]), and the GET stream's recent events for `Last-Event-ID` resumption
+//!   (at most [`EVENT_LOG`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use serde_json::{Map, Value};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::RpcError;
 use crate::keys;
+use crate::mcp::events::LogLevel;
+use crate::mcp::jsonrpc::RequestId;
 use crate::mcp::version::ProtocolVersion;
 use crate::security::auth::KeyId;
+
+/// Server-to-client requests one session may have outstanding.
+pub const MAX_PENDING: usize = 16;
+/// GET-stream events kept for resumption.
+pub const EVENT_LOG: usize = 100;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every update under these locks is a single insert or remove: a panic cannot leave them
+    // half-done, so a poisoned lock is still safe to use.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A client's answer to a server-to-client request: its `result`, or its `error`.
+pub type ClientAnswer = Result<Value, Value>;
+
+/// The per-client state of one 2025-era session.
+#[derive(Debug, Default)]
+pub struct SessionState {
+    pub client_capabilities: Map<String, Value>,
+    log_level: Mutex<Option<LogLevel>>,
+    subscriptions: Mutex<HashSet<String>>,
+    in_flight: Mutex<HashMap<RequestId, CancellationToken>>,
+    pending: Mutex<HashMap<String, oneshot::Sender<ClientAnswer>>>,
+    next_request: AtomicU64,
+    get_stream_open: AtomicBool,
+    next_event: AtomicU64,
+    events: Mutex<VecDeque<(u64, Value)>>,
+}
+
+impl SessionState {
+    pub fn new(client_capabilities: Map<String, Value>) -> Self {
+        Self {
+            client_capabilities,
+            ..Self::default()
+        }
+    }
+
+    pub fn log_level(&self) -> Option<LogLevel> {
+        *lock(&self.log_level)
+    }
+
+    pub fn set_log_level(&self, level: LogLevel) {
+        *lock(&self.log_level) = Some(level);
+    }
+
+    pub fn subscribe(&self, uri: &str) {
+        lock(&self.subscriptions).insert(uri.to_owned());
+    }
+
+    pub fn unsubscribe(&self, uri: &str) {
+        lock(&self.subscriptions).remove(uri);
+    }
+
+    pub fn is_subscribed(&self, uri: &str) -> bool {
+        lock(&self.subscriptions).contains(uri)
+    }
+
+    /// Registers a request in flight; the token fires on `notifications/cancelled`.
+    pub fn start(&self, id: &RequestId) -> CancellationToken {
+        let token = CancellationToken::new();
+        lock(&self.in_flight).insert(id.clone(), token.clone());
+        token
+    }
+
+    pub fn finish(&self, id: &RequestId) {
+        lock(&self.in_flight).remove(id);
+    }
+
+    /// Cancels a request in flight; unknown or finished ids are ignored.
+    pub fn cancel(&self, id: &RequestId) {
+        if let Some(token) = lock(&self.in_flight).remove(id) {
+            token.cancel();
+        }
+    }
+
+    /// Reserves an id for a server-to-client request and the channel its answer arrives on.
+    pub fn expect_answer(&self) -> Option<(String, oneshot::Receiver<ClientAnswer>)> {
+        let mut pending = lock(&self.pending);
+        if pending.len() >= MAX_PENDING {
+            return None;
+        }
+        let id = format!("s-{}", self.next_request.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = oneshot::channel();
+        pending.insert(id.clone(), tx);
+        Some((id, rx))
+    }
+
+    /// Forgets a server-to-client request (answered, timed out or abandoned).
+    pub fn forget(&self, id: &str) {
+        lock(&self.pending).remove(id);
+    }
+
+    /// Routes a client's answer; false if no request with that id is waiting.
+    pub fn answer(&self, id: &RequestId, answer: ClientAnswer) -> bool {
+        let RequestId::String(id) = id else {
+            return false;
+        };
+        match lock(&self.pending).remove(id) {
+            Some(tx) => tx.send(answer).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Claims the session's one GET stream; false if it is already open.
+    pub fn open_get_stream(&self) -> bool {
+        !self.get_stream_open.swap(true, Ordering::AcqRel)
+    }
+
+    pub fn close_get_stream(&self) {
+        self.get_stream_open.store(false, Ordering::Release);
+    }
+
+    /// Records a GET-stream event; returns its id.
+    pub fn record_event(&self, message: Value) -> u64 {
+        let id = self.next_event.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut events = lock(&self.events);
+        if events.len() == EVENT_LOG {
+            events.pop_front();
+        }
+        events.push_back((id, message));
+        id
+    }
+
+    /// The recorded GET-stream events after `last`.
+    pub fn events_after(&self, last: u64) -> Vec<(u64, Value)> {
+        lock(&self.events)
+            .iter()
+            .filter(|(id, _)| *id > last)
+            .cloned()
+            .collect()
+    }
+}
 
 #[derive(Debug, Clone)]
 struct Session {
     key_id: KeyId,
     version: ProtocolVersion,
     last_seen: Instant,
+    state: Arc<SessionState>,
 }
 
 /// The live sessions.
@@ -49,9 +193,7 @@ impl SessionStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Session>> {
-        // A panic while the lock was held cannot leave the map half-updated (every update is a
-        // single insert or remove), so a poisoned lock is still safe to use.
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.sessions)
     }
 
     /// Mints a session for `key_id` at the negotiated `version`.
@@ -59,6 +201,17 @@ impl SessionStore {
         &self,
         key_id: KeyId,
         version: ProtocolVersion,
+        now: Instant,
+    ) -> Result<String, RpcError> {
+        self.create_with(key_id, version, Map::new(), now)
+    }
+
+    /// Mints a session, remembering the client's declared capabilities.
+    pub fn create_with(
+        &self,
+        key_id: KeyId,
+        version: ProtocolVersion,
+        client_capabilities: Map<String, Value>,
         now: Instant,
     ) -> Result<String, RpcError> {
         let id = keys::random_token(32).map_err(|_| RpcError::Internal)?;
@@ -76,6 +229,7 @@ impl SessionStore {
                 key_id,
                 version,
                 last_seen: now,
+                state: Arc::new(SessionState::new(client_capabilities)),
             },
         );
         Ok(id)
@@ -88,6 +242,16 @@ impl SessionStore {
         key_id: &KeyId,
         now: Instant,
     ) -> Result<ProtocolVersion, RpcError> {
+        self.open(id, key_id, now).map(|(v, _)| v)
+    }
+
+    /// Like [`Self::touch`], and also returns the session's state.
+    pub fn open(
+        &self,
+        id: &str,
+        key_id: &KeyId,
+        now: Instant,
+    ) -> Result<(ProtocolVersion, Arc<SessionState>), RpcError> {
         let mut sessions = self.lock();
         let session = sessions.get_mut(id).ok_or(RpcError::SessionNotFound)?;
         if session.key_id != *key_id {
@@ -98,7 +262,7 @@ impl SessionStore {
             return Err(RpcError::SessionNotFound);
         }
         session.last_seen = now;
-        Ok(session.version)
+        Ok((session.version, session.state.clone()))
     }
 
     /// Ends a session (HTTP DELETE); only its own key may end it.

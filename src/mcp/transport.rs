@@ -16,9 +16,12 @@
 //! revision we do not speak is 400. The header may differ from the negotiated version (older
 //! clients send their initial version), as long as we speak it.
 //!
-//! `Accept` is read leniently: JSON is sent unless the client accepts only `text/event-stream`;
-//! 406 only when it accepts neither. `Content-Type` must be `application/json` (415).
-//! GET has no stream yet, so it is 405 with `Allow: POST, DELETE`; DELETE ends a session.
+//! `Accept` is read leniently: a single answer is JSON unless the client accepts only
+//! `text/event-stream`; a request that emits messages before its result is streamed as SSE when
+//! the client accepts it (otherwise those messages are dropped); 406 only when the client
+//! accepts neither. `Content-Type` must be `application/json` (415).
+//! GET opens a 2025-era session's standalone stream (405 without a session or in 2026-07-28);
+//! DELETE ends a session.
 
 use axum::Extension;
 use axum::body::{Body, Bytes};
@@ -29,10 +32,18 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tokio::time::Instant;
 
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
 use crate::app::AppState;
 use crate::error::{Rejection, RpcError};
+use crate::mcp::dispatch::Call;
+use crate::mcp::events;
 use crate::mcp::headers::{self, HeaderValueOf, McpHeaders};
 use crate::mcp::jsonrpc::{self, Message, Request, RequestId};
+use crate::mcp::session::SessionState;
+use crate::mcp::sse;
 use crate::mcp::version::{Era, ProtocolVersion};
 use crate::observability::audit::McpCall;
 use crate::security::auth::Authenticated;
@@ -40,11 +51,28 @@ use crate::security::auth::Authenticated;
 const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 
-/// How the client wants a successful response framed.
+/// How the client wants a single-message response framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
     Json,
     Sse,
+}
+
+/// Whether the client accepts an SSE stream (so messages may precede a result).
+pub fn accepts_sse(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',').any(|range| {
+                let media = range
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase();
+                matches!(media.as_str(), "text/event-stream" | "text/*" | "*/*")
+            })
+        })
+    })
 }
 
 /// Chooses the framing from `Accept` (see the module doc).
@@ -103,6 +131,10 @@ pub async fn post(
         Ok(f) => f,
         Err(r) => return r.into_response(),
     };
+    let reply = Reply {
+        framing,
+        stream: accepts_sse(&headers),
+    };
     let body = match body {
         Ok(b) => b,
         Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -117,8 +149,8 @@ pub async fn post(
     };
     let call = McpCall::of(&message);
     let mut response = match select_era(&mcp_headers, &message) {
-        Era::Modern => modern(&state, &mcp_headers, message, framing).await,
-        Era::Legacy => legacy(&state, &auth, &mcp_headers, message, framing).await,
+        Era::Modern => modern(&state, &auth, &mcp_headers, message, reply).await,
+        Era::Legacy => legacy(&state, &auth, &mcp_headers, message, reply).await,
     };
     if let Some(call) = call {
         response.extensions_mut().insert(call);
@@ -159,27 +191,146 @@ pub fn select_era(headers: &McpHeaders, message: &Message) -> Era {
     }
 }
 
+/// How a response may be framed.
+#[derive(Debug, Clone, Copy)]
+struct Reply {
+    framing: Framing,
+    /// The client accepts a stream of messages before the result.
+    stream: bool,
+}
+
 async fn modern(
     state: &AppState,
+    auth: &Authenticated,
     headers: &McpHeaders,
     message: Message,
-    framing: Framing,
+    reply: Reply,
 ) -> Response {
     let request = match message {
         Message::Request(r) => r,
         // The 2026-07-28 core has no client notifications over HTTP; accept and ignore them.
         Message::Notification(_) => return accepted(),
-        Message::Response { id } => {
+        Message::Response { id, .. } => {
             return rpc_error(Some(&id), RpcError::UnexpectedResponse, Era::Modern);
         }
     };
     if let Err(e) = check_modern_request(headers, &request) {
         return rpc_error(Some(&request.id), e, Era::Modern);
     }
-    match state.server.handle(&request, Era::Modern).await {
-        Ok(result) => success(&request.id, result, framing, None),
-        Err(e) => rpc_error(Some(&request.id), e, Era::Modern),
+    if request.method == "subscriptions/listen" {
+        return listen(state, &request);
     }
+    let call = Call {
+        era: Era::Modern,
+        caller: auth.key_id.clone(),
+        session: None,
+        sink: None,
+    };
+    run(state, request, call, reply, None, None).await
+}
+
+/// Runs a request: JSON if the handler emits nothing before its result, SSE otherwise (see
+/// [`crate::mcp::sse`]).
+async fn run(
+    state: &AppState,
+    request: Request,
+    mut call: Call,
+    reply: Reply,
+    cancel: Option<CancellationToken>,
+    session_id: Option<&str>,
+) -> Response {
+    let era = call.era;
+    let id = request.id.clone();
+    let method = request.method.clone();
+    let (sink, events) = events::stream();
+    if reply.stream {
+        call.sink = Some(sink);
+    }
+    let server = state.server.clone();
+    let (mut outcomes, guard) = sse::spawn_request(
+        async move { server.handle(&request, call).await },
+        events,
+        cancel,
+    );
+    match outcomes.recv().await {
+        Some(sse::Outcome::Done(Ok(result))) => success(&id, result, reply.framing, session_id),
+        Some(sse::Outcome::Done(Err(e))) => rpc_error(Some(&id), e, era),
+        Some(sse::Outcome::Event(first)) => {
+            let finish = move |result: Result<Value, RpcError>| match result {
+                Ok(r) => jsonrpc::success_response(&id, r),
+                Err(e) => e.to_body(Some(&id), era),
+            };
+            sse::request_stream(first, outcomes, guard, finish)
+        }
+        // Cancelled (2025 `notifications/cancelled`): no result is sent.
+        Some(sse::Outcome::Cancelled) => StatusCode::NO_CONTENT.into_response(),
+        // The handler panicked (the task died): a generic error, the server keeps serving.
+        None => {
+            tracing::error!(method = %method, "request handler panicked");
+            rpc_error(Some(&id), RpcError::Internal, era)
+        }
+    }
+}
+
+/// `subscriptions/listen` (2026-07-28): an SSE stream of the changes the client asked for.
+fn listen(state: &AppState, request: &Request) -> Response {
+    let server = &state.server;
+    let wanted = request
+        .params
+        .get("notifications")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let asks = |k: &str| wanted.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let lc = server.lists_change();
+    let filter = sse::Filter {
+        tools: lc && asks("toolsListChanged"),
+        prompts: lc && server.has_prompts() && asks("promptsListChanged"),
+        resources: lc && server.has_resources() && asks("resourcesListChanged"),
+        uris: Some(if server.supports_subscribe() {
+            wanted
+                .get("resourceSubscriptions")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        }),
+    };
+    if !lc && !server.supports_subscribe() {
+        return rpc_error(Some(&request.id), RpcError::MethodNotFound, Era::Modern);
+    }
+    let mut honored = serde_json::Map::new();
+    for (key, on) in [
+        ("toolsListChanged", filter.tools),
+        ("promptsListChanged", filter.prompts),
+        ("resourcesListChanged", filter.resources),
+    ] {
+        if on {
+            honored.insert(key.into(), Value::Bool(true));
+        }
+    }
+    if let Some(uris) = filter.uris.as_ref().filter(|u| !u.is_empty()) {
+        honored.insert("resourceSubscriptions".into(), serde_json::json!(uris));
+    }
+    let subscription_id = serde_json::to_value(&request.id).unwrap_or(Value::Null);
+    let meta = serde_json::json!({ "io.modelcontextprotocol/subscriptionId": subscription_id });
+    let ack = events::notification(
+        "notifications/subscriptions/acknowledged",
+        serde_json::json!({ "_meta": meta, "notifications": honored }),
+    );
+    // Subscribe before acknowledging so no change between the two is lost.
+    let changes = server.changes().subscribe();
+    let wrap = move |mut message: Value| {
+        message["params"]["_meta"] = meta.clone();
+        sse::event(&message)
+    };
+    sse::change_stream(vec![sse::event(&ack)], changes, filter, None, wrap, || {})
 }
 
 /// The 2026-07-28 request checks, in the order the module doc gives.
@@ -232,7 +383,7 @@ async fn legacy(
     auth: &Authenticated,
     headers: &McpHeaders,
     message: Message,
-    framing: Framing,
+    reply: Reply,
 ) -> Response {
     let id = match &message {
         Message::Request(r) => Some(&r.id),
@@ -254,40 +405,140 @@ async fn legacy(
             .get("protocolVersion")
             .and_then(Value::as_str)
             .unwrap_or_default();
+        let capabilities = request
+            .params
+            .get("capabilities")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
         let version = ProtocolVersion::negotiate_legacy(requested);
-        return match state.sessions.create(auth.key_id.clone(), version, now) {
+        return match state
+            .sessions
+            .create_with(auth.key_id.clone(), version, capabilities, now)
+        {
             Ok(session) => {
                 let result = state.server.initialize_result(version);
-                success(&request.id, result, framing, Some(&session))
+                success(&request.id, result, reply.framing, Some(&session))
             }
             Err(e) => rpc_error(Some(&request.id), e, Era::Legacy),
         };
     }
 
-    let session = match &headers.session_id {
-        HeaderValueOf::Value(s) => s,
-        HeaderValueOf::Absent => return rpc_error(id, RpcError::SessionRequired, Era::Legacy),
-        HeaderValueOf::Invalid => return rpc_error(id, RpcError::SessionNotFound, Era::Legacy),
+    let (_, session) = match session_of(state, auth, headers, now) {
+        Ok(s) => s,
+        Err(e) => return rpc_error(id, e, Era::Legacy),
     };
-    if let Err(e) = state.sessions.touch(session, &auth.key_id, now) {
-        return rpc_error(id, e, Era::Legacy);
-    }
     match message {
-        // notifications/initialized, notifications/cancelled, and answers to server requests.
-        Message::Notification(_) | Message::Response { .. } => accepted(),
-        Message::Request(request) => match state.server.handle(&request, Era::Legacy).await {
-            Ok(result) => success(&request.id, result, framing, None),
-            Err(e) => rpc_error(Some(&request.id), e, Era::Legacy),
-        },
+        Message::Notification(n) => {
+            if n.method == "notifications/cancelled"
+                && let Some(request_id) = n
+                    .params
+                    .get("requestId")
+                    .and_then(|v| serde_json::from_value::<RequestId>(v.clone()).ok())
+            {
+                session.cancel(&request_id);
+            }
+            accepted()
+        }
+        Message::Response { id, outcome } => {
+            session.answer(&id, outcome);
+            accepted()
+        }
+        Message::Request(request) => {
+            let cancel = session.start(&request.id);
+            let request_id = request.id.clone();
+            let call = Call {
+                era: Era::Legacy,
+                caller: auth.key_id.clone(),
+                session: Some(session.clone()),
+                sink: None,
+            };
+            let response = run(state, request, call, reply, Some(cancel), None).await;
+            session.finish(&request_id);
+            response
+        }
     }
 }
 
-/// `GET /mcp`: no standalone stream is offered.
-pub async fn get() -> Response {
-    Rejection::MethodNotAllowed {
-        allow: "POST, DELETE",
+/// The caller's session: 400 without the header, 404 for an unknown, expired or foreign one.
+fn session_of(
+    state: &AppState,
+    auth: &Authenticated,
+    headers: &McpHeaders,
+    now: Instant,
+) -> Result<(ProtocolVersion, Arc<SessionState>), RpcError> {
+    match &headers.session_id {
+        HeaderValueOf::Value(s) => state.sessions.open(s, &auth.key_id, now),
+        HeaderValueOf::Absent => Err(RpcError::SessionRequired),
+        HeaderValueOf::Invalid => Err(RpcError::SessionNotFound),
     }
-    .into_response()
+}
+
+/// `GET /mcp`: the 2025-era standalone stream of a session (list changes and updates of
+/// subscribed resources), resumable with `Last-Event-ID`. Without a session, or in
+/// 2026-07-28, there is no such stream: 405.
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(auth): Extension<Authenticated>,
+    headers: HeaderMap,
+) -> Response {
+    let mcp_headers = McpHeaders::parse(&headers);
+    let modern = matches!(&mcp_headers.protocol_version, HeaderValueOf::Value(v)
+        if ProtocolVersion::parse(v).is_none_or(|v| v.era() == Era::Modern));
+    if modern || mcp_headers.session_id == HeaderValueOf::Absent {
+        return Rejection::MethodNotAllowed {
+            allow: "POST, DELETE",
+        }
+        .into_response();
+    }
+    if !accepts_sse(&headers) {
+        return Rejection::NotAcceptable.into_response();
+    }
+    let (version, session) = match session_of(&state, &auth, &mcp_headers, Instant::now()) {
+        Ok(s) => s,
+        Err(e) => return rpc_error(None, e, Era::Legacy),
+    };
+    if !session.open_get_stream() {
+        return Rejection::Conflict.into_response();
+    }
+    let mut opening = Vec::new();
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(last) = last {
+        for (event_id, message) in session.events_after(last) {
+            opening.push(sse::event_with_id(event_id, &message));
+        }
+    } else if version >= ProtocolVersion::V2025_11_25 {
+        // The priming event: an id to resume from, and how long to wait before reconnecting.
+        let primed = session.record_event(Value::Null);
+        opening.push(Bytes::from(format!(
+            "id: {primed}\nretry: 3000\ndata: \n\n"
+        )));
+    }
+    let server = &state.server;
+    let lc = server.lists_change();
+    let filter = sse::Filter {
+        tools: lc,
+        prompts: lc && server.has_prompts(),
+        resources: lc && server.has_resources(),
+        uris: None,
+    };
+    let recorder = session.clone();
+    let wrap = move |message: Value| {
+        let event_id = recorder.record_event(message.clone());
+        sse::event_with_id(event_id, &message)
+    };
+    let closer = session.clone();
+    sse::change_stream(
+        opening,
+        server.changes().subscribe(),
+        filter,
+        Some(session),
+        wrap,
+        move || closer.close_get_stream(),
+    )
 }
 
 /// `DELETE /mcp`: ends the caller's session.

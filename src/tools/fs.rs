@@ -22,7 +22,7 @@ use serde_json::{Map, Value, json};
 
 use crate::mcp::resources::file_uri;
 use crate::tools::registry::{
-    Tool, ToolDefinition, ToolError, ToolFuture, ToolOutput, ToolRegistry,
+    Tool, ToolContext, ToolDefinition, ToolError, ToolFuture, ToolOutput, ToolRegistry,
 };
 use crate::tools::sandbox::{Entry, Sandbox, SandboxError, Target};
 
@@ -108,7 +108,7 @@ impl Tool for ReadFile {
         }
     }
 
-    fn call(&self, args: Map<String, Value>) -> ToolFuture {
+    fn call(&self, args: Map<String, Value>, _ctx: ToolContext) -> ToolFuture {
         let sandbox = self.0.clone();
         blocking(move || {
             let entry = sandbox.resolve_entry(str_arg(&args, "path"))?;
@@ -134,10 +134,7 @@ impl Tool for ReadFile {
                     chunk.end - offset, chunk.size, chunk.end
                 )}));
             }
-            Ok(ToolOutput {
-                content,
-                structured: None,
-            })
+            Ok(ToolOutput::content(content))
         })
     }
 }
@@ -201,7 +198,7 @@ impl Tool for ListDirectory {
         }
     }
 
-    fn call(&self, args: Map<String, Value>) -> ToolFuture {
+    fn call(&self, args: Map<String, Value>, _ctx: ToolContext) -> ToolFuture {
         let sandbox = self.0.clone();
         blocking(move || {
             let (path, entries, truncated) = match sandbox.resolve(str_arg(&args, "path"))? {
@@ -269,7 +266,7 @@ impl Tool for StatPath {
         }
     }
 
-    fn call(&self, args: Map<String, Value>) -> ToolFuture {
+    fn call(&self, args: Map<String, Value>, _ctx: ToolContext) -> ToolFuture {
         let sandbox = self.0.clone();
         blocking(move || {
             let entry = match sandbox.resolve(str_arg(&args, "path"))? {
@@ -322,7 +319,7 @@ impl Tool for SearchFiles {
         }
     }
 
-    fn call(&self, args: Map<String, Value>) -> ToolFuture {
+    fn call(&self, args: Map<String, Value>, _ctx: ToolContext) -> ToolFuture {
         let sandbox = self.0.clone();
         blocking(move || {
             let pattern = glob::Pattern::new(str_arg(&args, "pattern"))

@@ -11,6 +11,13 @@
 //! - An unknown tool or `arguments` that is not an object is a protocol error (`-32602`).
 //! - `tools/list` is built once; the order is registration order (deterministic, as the
 //!   2026-07-28 revision asks).
+//! - A tool gets a [`ToolContext`]: it can report progress and log to the request's own
+//!   response stream, ask the client (2025 era: a server-to-client request on that stream;
+//!   2026-07-28: an input-required result, see [`InputRequired`]), and announce changes.
+//! - An input-required result's `requestState` is sealed here (HMAC, bound to the tool and the
+//!   caller's key id, with a TTL) and opened on the retry; the tool only ever sees its own
+//!   plain state. Input requests for client capabilities the request did not declare are
+//!   dropped before the result leaves the server.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -20,7 +27,203 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use crate::error::RpcError;
+use crate::mcp::events::{ChangeHub, EventSink, LogLevel, notification};
+use crate::mcp::request_state::StateSealer;
+use crate::mcp::session::SessionState;
+use crate::mcp::version::Era;
+use crate::security::auth::KeyId;
 use crate::tools::sandbox::SandboxError;
+
+/// How long a server-to-client request waits for the client's answer.
+pub const CLIENT_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Everything a tool (or prompt) may use besides its arguments.
+#[derive(Clone)]
+pub struct ToolContext {
+    pub era: Era,
+    /// The key the request authenticated with.
+    pub caller: KeyId,
+    /// The capabilities the client declared (this request's `_meta`, or the session's).
+    pub client_capabilities: Map<String, Value>,
+    /// `_meta.progressToken`, if the client asked for progress.
+    pub progress_token: Option<Value>,
+    /// The least severe level the client wants log messages for; `None`: no log messages.
+    pub log_level: Option<LogLevel>,
+    /// 2026-07-28 retry: the client's answers to the input requests, as sent.
+    pub input_responses: Option<Value>,
+    /// 2026-07-28 retry: the tool's own state from the previous round, already verified.
+    pub state: Option<String>,
+    pub changes: ChangeHub,
+    sink: Option<EventSink>,
+    session: Option<Arc<SessionState>>,
+}
+
+impl std::fmt::Debug for ToolContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToolContext")
+            .field("era", &self.era)
+            .field("caller", &self.caller)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ToolContext {
+    /// A context with no stream, no session and no client state (tests, internal calls).
+    pub fn detached(era: Era, caller: KeyId) -> Self {
+        Self {
+            era,
+            caller,
+            client_capabilities: Map::new(),
+            progress_token: None,
+            log_level: None,
+            input_responses: None,
+            state: None,
+            changes: ChangeHub::new(),
+            sink: None,
+            session: None,
+        }
+    }
+
+    /// Attaches the request's response stream.
+    pub fn with_stream(mut self, sink: EventSink) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// Attaches the 2025-era session (for server-to-client requests).
+    pub fn with_session(mut self, session: Arc<SessionState>) -> Self {
+        self.session = Some(session);
+        self
+    }
+
+    async fn emit(&self, message: Value) -> bool {
+        match &self.sink {
+            Some(sink) => sink.send(message).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Sends `notifications/progress`, if the client asked for progress. `progress` must grow
+    /// from one call to the next.
+    pub async fn progress(&self, progress: f64, total: Option<f64>, message: Option<&str>) {
+        let Some(token) = &self.progress_token else {
+            return;
+        };
+        let mut params = json!({ "progressToken": token, "progress": progress });
+        if let Some(total) = total {
+            params["total"] = json!(total);
+        }
+        if let Some(message) = message {
+            params["message"] = json!(message);
+        }
+        self.emit(notification("notifications/progress", params))
+            .await;
+    }
+
+    /// Sends `notifications/message` if the client wants messages at `level`.
+    pub async fn log(&self, level: LogLevel, logger: &str, data: Value) {
+        if self.log_level.is_some_and(|min| level >= min) {
+            let params = json!({ "level": level.as_str(), "logger": logger, "data": data });
+            self.emit(notification("notifications/message", params))
+                .await;
+        }
+    }
+
+    /// 2025 era: sends a request to the client on the response stream and waits for its
+    /// answer (`sampling/createMessage`, `elicitation/create`, `roots/list`).
+    pub async fn ask_client(&self, method: &str, params: Value) -> Result<Value, ToolError> {
+        let (Some(session), Some(_)) = (&self.session, &self.sink) else {
+            return Err(ToolError::Failed(
+                "the client cannot be asked in this context",
+            ));
+        };
+        let (id, answer) = session.expect_answer().ok_or(ToolError::Failed(
+            "too many requests to the client are pending",
+        ))?;
+        let request = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+        if !self.emit(request).await {
+            session.forget(&id);
+            return Err(ToolError::Failed("the client went away"));
+        }
+        let outcome = tokio::time::timeout(CLIENT_ANSWER_TIMEOUT, answer).await;
+        session.forget(&id);
+        match outcome {
+            Ok(Ok(Ok(result))) => Ok(result),
+            Ok(Ok(Err(_))) => Err(ToolError::Failed("the client declined the request")),
+            Ok(Err(_)) => Err(ToolError::Failed("the client went away")),
+            Err(_) => Err(ToolError::Failed("the client did not answer in time")),
+        }
+    }
+
+    /// 2026-07-28 retry: the client's answer to the input request named `key`.
+    pub fn input_response(&self, key: &str) -> Option<&Value> {
+        self.input_responses.as_ref()?.get(key)
+    }
+}
+
+/// A 2026-07-28 input-required outcome: what to ask the client, and the state to resume from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InputRequired {
+    /// `key → {"method": …, "params": …}`.
+    pub requests: Map<String, Value>,
+    /// The tool's own state, sealed before it leaves the server.
+    pub state: Option<String>,
+}
+
+/// The client capability an input request needs.
+fn capability_for(method: &str) -> Option<&'static str> {
+    match method {
+        "sampling/createMessage" => Some("sampling"),
+        "elicitation/create" => Some("elicitation"),
+        "roots/list" => Some("roots"),
+        _ => None,
+    }
+}
+
+impl InputRequired {
+    /// The `InputRequiredResult`, with requests the client cannot answer dropped and the state
+    /// sealed for `target` and `caller`.
+    pub fn to_result(&self, ctx: &ToolContext, sealer: &StateSealer, target: &str) -> Value {
+        let requests: Map<String, Value> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| {
+                r.get("method")
+                    .and_then(Value::as_str)
+                    .and_then(capability_for)
+                    .is_none_or(|cap| ctx.client_capabilities.contains_key(cap))
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut result = json!({ "resultType": "input_required" });
+        if !requests.is_empty() {
+            result["inputRequests"] = Value::Object(requests);
+        }
+        let state = self.state.clone().unwrap_or_default();
+        result["requestState"] = json!(sealer.seal(target, &ctx.caller, &state));
+        result
+    }
+}
+
+/// Opens the `requestState` and `inputResponses` of a retry into the context.
+pub fn resume(
+    params: &Map<String, Value>,
+    ctx: &mut ToolContext,
+    sealer: &StateSealer,
+    target: &str,
+) -> Result<(), RpcError> {
+    if ctx.era != Era::Modern {
+        return Ok(());
+    }
+    if let Some(sealed) = params.get("requestState") {
+        let sealed = sealed
+            .as_str()
+            .ok_or(RpcError::InvalidParams("invalid requestState".into()))?;
+        ctx.state = Some(sealer.open(sealed, target, &ctx.caller)?);
+    }
+    ctx.input_responses = params.get("inputResponses").cloned();
+    Ok(())
+}
 
 /// What a tool declares about itself.
 #[derive(Debug, Clone)]
@@ -35,18 +238,25 @@ pub struct ToolDefinition {
     pub requires_client: &'static [&'static str],
 }
 
-/// A successful tool run: content blocks, and optionally structured content.
+/// A successful tool run: content blocks, and optionally structured content; or, in
+/// 2026-07-28, a request for input from the client.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ToolOutput {
     pub content: Vec<Value>,
     pub structured: Option<Value>,
+    pub input_required: Option<InputRequired>,
 }
 
 impl ToolOutput {
     pub fn text(text: impl Into<String>) -> Self {
+        Self::content(vec![json!({ "type": "text", "text": text.into() })])
+    }
+
+    /// Any content blocks.
+    pub fn content(content: Vec<Value>) -> Self {
         Self {
-            content: vec![json!({ "type": "text", "text": text.into() })],
-            structured: None,
+            content,
+            ..Self::default()
         }
     }
 
@@ -55,6 +265,15 @@ impl ToolOutput {
         Self {
             content: vec![json!({ "type": "text", "text": value.to_string() })],
             structured: Some(value),
+            input_required: None,
+        }
+    }
+
+    /// Asks the client for input before the tool can finish (2026-07-28).
+    pub fn input_required(requests: Map<String, Value>, state: Option<String>) -> Self {
+        Self {
+            input_required: Some(InputRequired { requests, state }),
+            ..Self::default()
         }
     }
 }
@@ -76,7 +295,7 @@ pub type ToolFuture = Pin<Box<dyn Future<Output = Result<ToolOutput, ToolError>>
 pub trait Tool: Send + Sync + 'static {
     fn definition(&self) -> ToolDefinition;
     /// Runs the tool with arguments that already passed its input schema.
-    fn call(&self, arguments: Map<String, Value>) -> ToolFuture;
+    fn call(&self, arguments: Map<String, Value>, ctx: ToolContext) -> ToolFuture;
 }
 
 struct Registered {
@@ -158,12 +377,14 @@ impl ToolRegistry {
         self.tools.is_empty()
     }
 
-    /// Handles `tools/call` params: returns the `CallToolResult` object. `client_capabilities`
-    /// are the capabilities the request declared (2026-07-28); `None` skips the check.
+    /// Handles `tools/call` params: returns the `CallToolResult` (or, in 2026-07-28, an
+    /// `InputRequiredResult`). Required client capabilities are checked in 2026-07-28, where
+    /// each request declares them.
     pub async fn call(
         &self,
         params: &Map<String, Value>,
-        client_capabilities: Option<&Map<String, Value>>,
+        mut ctx: ToolContext,
+        sealer: &StateSealer,
     ) -> Result<Value, RpcError> {
         let name = params
             .get("name")
@@ -185,7 +406,10 @@ impl ToolRegistry {
             }
         };
         let registered = &self.tools[index];
-        if let Some(declared) = client_capabilities {
+        let target = format!("tools/call {name}");
+        resume(params, &mut ctx, sealer, &target)?;
+        if ctx.era == Era::Modern {
+            let declared = &ctx.client_capabilities;
             let missing: Map<String, Value> = registered
                 .requires
                 .iter()
@@ -212,7 +436,24 @@ impl ToolRegistry {
         let Value::Object(arguments) = instance else {
             return Err(RpcError::Internal);
         };
-        Ok(result(registered.tool.call(arguments).await))
+        let outcome = registered.tool.call(arguments, ctx.clone()).await;
+        match outcome {
+            Ok(ToolOutput {
+                input_required: Some(input),
+                ..
+            }) => Ok(match ctx.era {
+                Era::Modern => input.to_result(&ctx, sealer, &target),
+                Era::Legacy => result(Err(ToolError::Failed(
+                    "this tool needs input that only 2026-07-28 clients can give",
+                ))),
+            }),
+            other => Ok(result(other)),
+        }
+    }
+
+    /// The number of tools.
+    pub fn len(&self) -> usize {
+        self.tools.len()
     }
 }
 
@@ -254,7 +495,7 @@ mod tests {
                 requires_client: &["sampling"],
             }
         }
-        fn call(&self, arguments: Map<String, Value>) -> ToolFuture {
+        fn call(&self, arguments: Map<String, Value>, _ctx: ToolContext) -> ToolFuture {
             Box::pin(async move { Ok(ToolOutput::text(arguments["n"].to_string())) })
         }
     }
@@ -319,21 +560,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn required_client_capabilities_are_checked_when_declared_capabilities_are_known() {
+    async fn required_client_capabilities_are_checked_in_2026() {
         let reg = registry();
+        let sealer = StateSealer::random().expect("rng");
         let p = params(json!({"name":"echo","arguments":{"n":1}}));
-        let none = Map::new();
+        let ctx = ToolContext::detached(Era::Modern, KeyId::new("k"));
         assert_eq!(
-            reg.call(&p, Some(&none)).await,
+            reg.call(&p, ctx.clone(), &sealer).await,
             Err(RpcError::MissingCapability(json!({"sampling": {}})))
         );
-        let with = params(json!({"sampling": {}}));
-        assert!(reg.call(&p, Some(&with)).await.is_ok());
+        let mut with = ctx;
+        with.client_capabilities = params(json!({"sampling": {}}));
+        assert!(reg.call(&p, with, &sealer).await.is_ok());
     }
 
     impl ToolRegistry {
         async fn call_unchecked(&self, p: &Map<String, Value>) -> Result<Value, RpcError> {
-            self.call(p, None).await
+            let sealer = StateSealer::random().expect("rng");
+            self.call(
+                p,
+                ToolContext::detached(Era::Legacy, KeyId::new("k")),
+                &sealer,
+            )
+            .await
         }
     }
 

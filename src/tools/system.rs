@@ -8,7 +8,9 @@
 use serde_json::{Map, Value, json};
 use sysinfo::{MemoryRefreshKind, ProcessRefreshKind, ProcessesToUpdate, System};
 
-use crate::tools::registry::{Tool, ToolDefinition, ToolError, ToolFuture, ToolOutput};
+use crate::tools::registry::{
+    Tool, ToolContext, ToolDefinition, ToolError, ToolFuture, ToolOutput,
+};
 
 pub struct SystemInfo;
 
@@ -25,7 +27,7 @@ impl Tool for SystemInfo {
         }
     }
 
-    fn call(&self, _arguments: Map<String, Value>) -> ToolFuture {
+    fn call(&self, _arguments: Map<String, Value>, _ctx: ToolContext) -> ToolFuture {
         Box::pin(async move {
             tokio::task::spawn_blocking(collect)
                 .await
@@ -69,7 +71,11 @@ mod tests {
 
     #[tokio::test]
     async fn reports_real_figures_for_this_host() {
-        let out = SystemInfo.call(Map::new()).await.expect("system info");
+        let ctx = ToolContext::detached(
+            crate::mcp::version::Era::Legacy,
+            crate::security::auth::KeyId::new("k"),
+        );
+        let out = SystemInfo.call(Map::new(), ctx).await.expect("system info");
         let s = out.structured.expect("structured");
         assert!(s["cpuCount"].as_u64().is_some_and(|n| n >= 1));
         assert!(s["memory"]["totalBytes"].as_u64().is_some_and(|n| n > 0));

@@ -7,7 +7,9 @@ use secure_mcp_server::app::{AppState, Limits};
 use secure_mcp_server::config::{Cli, Config};
 use secure_mcp_server::mcp::dispatch::McpServer;
 use secure_mcp_server::server::serve;
-use secure_mcp_server::tools::registry::{Tool, ToolDefinition, ToolFuture, ToolRegistry};
+use secure_mcp_server::tools::registry::{
+    Tool, ToolContext, ToolDefinition, ToolFuture, ToolRegistry,
+};
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -131,7 +133,7 @@ impl Tool for Panics {
             requires_client: &[],
         }
     }
-    fn call(&self, _arguments: Map<String, Value>) -> ToolFuture {
+    fn call(&self, _arguments: Map<String, Value>, _ctx: ToolContext) -> ToolFuture {
         Box::pin(async { panic!("secret internal detail /srv/private") })
     }
 }
@@ -142,7 +144,7 @@ async fn a_panicking_tool_is_a_generic_500_and_the_server_keeps_serving() {
     let mut state = base.state.clone();
     let mut tools = ToolRegistry::new();
     tools.register(Panics);
-    state.server = McpServer::new(tools, None);
+    state.server = McpServer::new(tools, Default::default());
     let h = Harness::from_state(state);
     let r = h.modern("tools/call", json!({"name": "panics"})).await;
     assert_eq!(r.status, axum::http::StatusCode::INTERNAL_SERVER_ERROR);

@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 use secure_mcp_server::mcp::dispatch::McpServer;
 use secure_mcp_server::tools::registry::{
-    Tool, ToolDefinition, ToolFuture, ToolOutput, ToolRegistry,
+    Tool, ToolContext, ToolDefinition, ToolFuture, ToolOutput, ToolRegistry,
 };
 use serde_json::{Map, Value, json};
 
@@ -367,7 +367,7 @@ impl Tool for NeedsSampling {
             requires_client: &["sampling"],
         }
     }
-    fn call(&self, _arguments: Map<String, Value>) -> ToolFuture {
+    fn call(&self, _arguments: Map<String, Value>, _ctx: ToolContext) -> ToolFuture {
         Box::pin(async { Ok(ToolOutput::text("sampled")) })
     }
 }
@@ -378,7 +378,7 @@ async fn a_missing_client_capability_is_400_with_the_required_capabilities() {
     tools.register(NeedsSampling);
     let base = Harness::new();
     let mut state = base.state.clone();
-    state.server = McpServer::new(tools, None);
+    state.server = McpServer::new(tools, Default::default());
     let h = Harness::from_state(state);
     let call = json!({"name": "needs_sampling"});
     let r = h

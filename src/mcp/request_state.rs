@@ -1,0 +1,141 @@
+//! Integrity-protected `requestState` for 2026-07-28 input-required results.
+//!
+//! A tool that needs input from the client returns `resultType: "input_required"` with its own
+//! state; the client echoes that state on the retry. The client is not trusted with it: the
+//! state is sealed as `base64url(payload) "." base64url(HMAC-SHA256(key, payload))`, where the
+//! payload binds the tool's state to the method and name it belongs to, the key id of the
+//! caller, and an expiry. The HMAC key is drawn from the OS CSPRNG at start and never leaves
+//! the process, so a restart invalidates outstanding states (the client then starts over).
+//! Any tampering, another caller's state, another tool's state, or an expired state is refused
+//! with `-32602`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{KeyInit, Mac};
+use rand::TryRng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::RpcError;
+use crate::security::auth::KeyId;
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// How long a client has to answer an input request.
+pub const STATE_TTL: Duration = Duration::from_secs(600);
+
+#[derive(Serialize, Deserialize)]
+struct Payload {
+    /// `method name`, e.g. `tools/call test_tool`.
+    target: String,
+    kid: String,
+    exp: u64,
+    state: String,
+}
+
+/// Seals and opens request states.
+pub struct StateSealer {
+    mac: HmacSha256,
+}
+
+impl std::fmt::Debug for StateSealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StateSealer")
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl StateSealer {
+    /// A sealer with a fresh random key.
+    pub fn random() -> Result<Self, crate::keys::RandomUnavailable> {
+        let mut key = [0u8; 32];
+        rand::rngs::SysRng
+            .try_fill_bytes(&mut key)
+            .map_err(|_| crate::keys::RandomUnavailable)?;
+        let mac = <HmacSha256 as KeyInit>::new_from_slice(&key)
+            .map_err(|_| crate::keys::RandomUnavailable)?;
+        Ok(Self { mac })
+    }
+
+    fn mac(&self) -> HmacSha256 {
+        self.mac.clone()
+    }
+
+    /// Seals `state` for `target` and the caller `kid`.
+    pub fn seal(&self, target: &str, kid: &KeyId, state: &str) -> String {
+        let payload = Payload {
+            target: target.to_owned(),
+            kid: kid.to_string(),
+            exp: now_secs() + STATE_TTL.as_secs(),
+            state: state.to_owned(),
+        };
+        let bytes = serde_json::to_vec(&payload).unwrap_or_default();
+        let mut mac = self.mac();
+        mac.update(&bytes);
+        let tag = mac.finalize().into_bytes();
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(&bytes),
+            URL_SAFE_NO_PAD.encode(tag)
+        )
+    }
+
+    /// Opens a sealed state, checking its MAC, target, caller and expiry.
+    pub fn open(&self, sealed: &str, target: &str, kid: &KeyId) -> Result<String, RpcError> {
+        let invalid = || RpcError::InvalidParams("invalid requestState".into());
+        let (payload_b64, tag_b64) = sealed.split_once('.').ok_or_else(invalid)?;
+        let bytes = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| invalid())?;
+        let tag = URL_SAFE_NO_PAD.decode(tag_b64).map_err(|_| invalid())?;
+        let mut mac = self.mac();
+        mac.update(&bytes);
+        mac.verify_slice(&tag).map_err(|_| invalid())?;
+        let payload: Payload = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+        if payload.target != target || payload.kid != kid.as_str() || payload.exp < now_secs() {
+            return Err(invalid());
+        }
+        Ok(payload.state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_state_opens_only_unchanged_for_its_target_and_caller() {
+        let s = StateSealer::random().expect("rng");
+        let alice = KeyId::new("alice");
+        let sealed = s.seal("tools/call t", &alice, "step-1");
+        assert_eq!(s.open(&sealed, "tools/call t", &alice), Ok("step-1".into()));
+        assert!(
+            s.open(&format!("{sealed}-TAMPERED"), "tools/call t", &alice)
+                .is_err()
+        );
+        assert!(s.open(&sealed, "tools/call other", &alice).is_err());
+        assert!(
+            s.open(&sealed, "tools/call t", &KeyId::new("mallory"))
+                .is_err()
+        );
+        assert!(s.open("garbage", "tools/call t", &alice).is_err());
+        let other = StateSealer::random().expect("rng");
+        assert!(
+            other.open(&sealed, "tools/call t", &alice).is_err(),
+            "another process's key"
+        );
+        // a payload edited to a new state with the old tag fails
+        let (_, tag) = sealed.split_once('.').expect("dot");
+        let forged_payload = URL_SAFE_NO_PAD.encode(
+            br#"{"target":"tools/call t","kid":"alice","exp":99999999999,"state":"admin"}"#,
+        );
+        assert!(
+            s.open(&format!("{forged_payload}.{tag}"), "tools/call t", &alice)
+                .is_err()
+        );
+    }
+}
