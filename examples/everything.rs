@@ -333,6 +333,20 @@ fn tools() -> Vec<Fixture> {
             },
         },
         Fixture {
+            name: "test_header_param",
+            description: "Mirrors its 'region' argument into the Mcp-Param-Region header",
+            schema: json!({ "type": "object", "properties": { "region": { "type": "string", "x-mcp-header": "Region" } }, "required": ["region"] }),
+            requires: &[],
+            run: |args, _| {
+                ok(ToolOutput::text(format!(
+                    "region: {}",
+                    args.get("region")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                )))
+            },
+        },
+        Fixture {
             name: "test_missing_capability",
             description: "Needs the client's sampling capability",
             schema: no_args(),

@@ -149,6 +149,11 @@ impl McpServer {
         &self.capabilities
     }
 
+    /// The `Mcp-Param-*` headers a `tools/call` of `name` must carry.
+    pub fn param_headers(&self, name: &str) -> &[crate::tools::registry::ParamHeader] {
+        self.tools.param_headers(name)
+    }
+
     /// Whether `uri` can be subscribed to (some provider supports subscriptions).
     pub fn supports_subscribe(&self) -> bool {
         self.resources.supports_subscribe()

@@ -122,6 +122,43 @@ pub fn check_modern(headers: &McpHeaders, request: &Request) -> Result<(), RpcEr
     Ok(())
 }
 
+/// 2026-07-28 `x-mcp-header`: every mirrored argument present in the body has its
+/// `Mcp-Param-*` header, with an equal value (Base64 decoded; integers compared as numbers); a
+/// header without a value in the body is a mismatch too.
+pub fn check_param_headers(
+    headers: &HeaderMap,
+    params: &[crate::tools::registry::ParamHeader],
+    arguments: Option<&Value>,
+) -> Result<(), RpcError> {
+    use crate::tools::registry::ParamKind;
+    let mismatch = || RpcError::HeaderMismatch("an Mcp-Param header does not match the arguments");
+    for param in params {
+        let value = arguments
+            .and_then(|args| param.path.iter().try_fold(args, |v, key| v.get(key)))
+            .filter(|v| !v.is_null());
+        let header = match read(headers, &param.header) {
+            HeaderValueOf::Absent => None,
+            HeaderValueOf::Value(v) => Some(decode_header_text(&v)?),
+            HeaderValueOf::Invalid => return Err(mismatch()),
+        };
+        let equal = match (value, header.as_deref()) {
+            (None, None) => true,
+            (Some(v), Some(h)) => match param.kind {
+                ParamKind::String => v.as_str() == Some(h),
+                ParamKind::Integer => h.parse::<i64>().ok().is_some_and(|n| v.as_i64() == Some(n)),
+                ParamKind::Boolean => v
+                    .as_bool()
+                    .is_some_and(|b| h == if b { "true" } else { "false" }),
+            },
+            _ => false,
+        };
+        if !equal {
+            return Err(mismatch());
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +230,69 @@ mod tests {
             ("mcp-name", "=?base64?SGVsbG8=?="),
         ]);
         assert_eq!(check_modern(&h, &call), Ok(()));
+    }
+
+    #[test]
+    fn mirrored_arguments_must_match_their_headers() {
+        use crate::tools::registry::{ParamHeader, ParamKind};
+        let params = [
+            ParamHeader {
+                header: "mcp-param-region".into(),
+                path: vec!["region".into()],
+                kind: ParamKind::String,
+            },
+            ParamHeader {
+                header: "mcp-param-count".into(),
+                path: vec!["count".into()],
+                kind: ParamKind::Integer,
+            },
+        ];
+        let check = |pairs: &[(&'static str, &str)], args: Value| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.append(*k, HeaderValue::from_str(v).expect("header"));
+            }
+            check_param_headers(&h, &params, Some(&args))
+        };
+        assert!(
+            check(
+                &[("mcp-param-region", "eu"), ("mcp-param-count", "007")],
+                json!({"region": "eu", "count": 7})
+            )
+            .is_ok()
+        );
+        assert!(
+            check(
+                &[("mcp-param-region", "=?base64?SGVsbG8=?=")],
+                json!({"region": "Hello"})
+            )
+            .is_ok()
+        );
+        assert!(
+            check(&[], json!({})).is_ok(),
+            "absent in the body: no header expected"
+        );
+        assert!(
+            check(&[], json!({"region": "eu"})).is_err(),
+            "missing header"
+        );
+        assert!(check(&[("mcp-param-region", "us")], json!({"region": "eu"})).is_err());
+        assert!(
+            check(
+                &[("mcp-param-region", "=?base64?SGVsbG8?=")],
+                json!({"region": "Hello"})
+            )
+            .is_err(),
+            "bad padding"
+        );
+        assert!(
+            check(
+                &[("mcp-param-region", "=?base64?SGVs!!!bG8=?=")],
+                json!({"region": "Hello"})
+            )
+            .is_err()
+        );
+        assert!(check(&[("mcp-param-count", "seven")], json!({"count": 7})).is_err());
     }
 
     #[test]

@@ -149,7 +149,7 @@ pub async fn post(
     };
     let call = McpCall::of(&message);
     let mut response = match select_era(&mcp_headers, &message) {
-        Era::Modern => modern(&state, &auth, &mcp_headers, message, reply).await,
+        Era::Modern => modern(&state, &auth, &headers, &mcp_headers, message, reply).await,
         Era::Legacy => legacy(&state, &auth, &mcp_headers, message, reply).await,
     };
     if let Some(call) = call {
@@ -202,6 +202,7 @@ struct Reply {
 async fn modern(
     state: &AppState,
     auth: &Authenticated,
+    raw_headers: &HeaderMap,
     headers: &McpHeaders,
     message: Message,
     reply: Reply,
@@ -215,6 +216,16 @@ async fn modern(
         }
     };
     if let Err(e) = check_modern_request(headers, &request) {
+        return rpc_error(Some(&request.id), e, Era::Modern);
+    }
+    if request.method == "tools/call"
+        && let Some(name) = request.params.get("name").and_then(Value::as_str)
+        && let Err(e) = headers::check_param_headers(
+            raw_headers,
+            state.server.param_headers(name),
+            request.params.get("arguments"),
+        )
+    {
         return rpc_error(Some(&request.id), e, Era::Modern);
     }
     if request.method == "subscriptions/listen" {

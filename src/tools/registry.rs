@@ -302,6 +302,81 @@ struct Registered {
     tool: Arc<dyn Tool>,
     validator: jsonschema::Validator,
     requires: &'static [&'static str],
+    param_headers: Vec<ParamHeader>,
+}
+
+/// The JSON type of an argument mirrored into a header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamKind {
+    String,
+    Integer,
+    Boolean,
+}
+
+/// An argument the client mirrors into an `Mcp-Param-<name>` header (`x-mcp-header`,
+/// MCP 2026-07-28).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamHeader {
+    /// The header name, lowercase: `mcp-param-<name>`.
+    pub header: String,
+    /// The argument's location: property names from the root of `arguments`.
+    pub path: Vec<String>,
+    pub kind: ParamKind,
+}
+
+/// The `x-mcp-header` annotations of an input schema, reachable through `properties` only.
+///
+/// # Errors
+/// An annotation the specification does not allow (an empty or non-token name, a name used
+/// twice, a type other than string, integer or boolean).
+pub fn param_headers(schema: &Value) -> Result<Vec<ParamHeader>, String> {
+    fn walk(
+        node: &Value,
+        path: &mut Vec<String>,
+        out: &mut Vec<ParamHeader>,
+    ) -> Result<(), String> {
+        let Some(props) = node.get("properties").and_then(Value::as_object) else {
+            return Ok(());
+        };
+        for (key, sub) in props {
+            path.push(key.clone());
+            if let Some(name) = sub.get("x-mcp-header") {
+                let name = name.as_str().unwrap_or_default();
+                let token = !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                if !token {
+                    return Err(format!("x-mcp-header of '{key}' is not an HTTP token"));
+                }
+                let kind = match sub.get("type").and_then(Value::as_str) {
+                    Some("string") => ParamKind::String,
+                    Some("integer") => ParamKind::Integer,
+                    Some("boolean") => ParamKind::Boolean,
+                    _ => {
+                        return Err(format!(
+                            "x-mcp-header of '{key}' needs a string, integer or boolean type"
+                        ));
+                    }
+                };
+                let header = format!("mcp-param-{}", name.to_ascii_lowercase());
+                if out.iter().any(|p| p.header == header) {
+                    return Err(format!("x-mcp-header '{name}' is used twice"));
+                }
+                out.push(ParamHeader {
+                    header,
+                    path: path.clone(),
+                    kind,
+                });
+            }
+            walk(sub, path, out)?;
+            path.pop();
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(schema, &mut Vec::new(), &mut out)?;
+    Ok(out)
 }
 
 /// The tools, their compiled schemas, and the prebuilt `tools/list` entries.
@@ -346,6 +421,8 @@ impl ToolRegistry {
             "tool {} registered twice",
             def.name
         );
+        let param_headers =
+            param_headers(&def.input_schema).unwrap_or_else(|e| panic!("tool {}: {e}", def.name));
         self.listed.push(json!({
             "name": def.name,
             "title": def.title,
@@ -364,6 +441,7 @@ impl ToolRegistry {
             tool: Arc::new(tool),
             validator,
             requires: def.requires_client,
+            param_headers,
         });
         self
     }
@@ -449,6 +527,13 @@ impl ToolRegistry {
             }),
             other => Ok(result(other)),
         }
+    }
+
+    /// The `Mcp-Param-*` headers a call of `name` must carry (none for an unknown tool).
+    pub fn param_headers(&self, name: &str) -> &[ParamHeader] {
+        self.by_name
+            .get(name)
+            .map_or(&[], |&i| self.tools[i].param_headers.as_slice())
     }
 
     /// The number of tools.
@@ -583,6 +668,35 @@ mod tests {
                 &sealer,
             )
             .await
+        }
+    }
+
+    #[test]
+    fn x_mcp_header_annotations_are_found_and_checked() {
+        let schema = json!({"type": "object", "properties": {
+            "region": {"type": "string", "x-mcp-header": "Region"},
+            "opts": {"type": "object", "properties": {"dry": {"type": "boolean", "x-mcp-header": "Dry-Run"}}},
+            "items": {"type": "array", "items": {"type": "string", "x-mcp-header": "Ignored"}}
+        }});
+        let found = param_headers(&schema).expect("valid");
+        assert_eq!(found.len(), 2);
+        assert!(found.contains(&ParamHeader {
+            header: "mcp-param-region".into(),
+            path: vec!["region".into()],
+            kind: ParamKind::String
+        }));
+        assert!(found.contains(&ParamHeader {
+            header: "mcp-param-dry-run".into(),
+            path: vec!["opts".into(), "dry".into()],
+            kind: ParamKind::Boolean
+        }));
+        for bad in [
+            json!({"properties": {"a": {"type": "number", "x-mcp-header": "A"}}}),
+            json!({"properties": {"a": {"type": "string", "x-mcp-header": "has space"}}}),
+            json!({"properties": {"a": {"type": "string", "x-mcp-header": ""}}}),
+            json!({"properties": {"a": {"type": "string", "x-mcp-header": "X"}, "b": {"type": "string", "x-mcp-header": "x"}}}),
+        ] {
+            assert!(param_headers(&bad).is_err(), "{bad}");
         }
     }
 
