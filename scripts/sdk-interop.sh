@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Drives the real server with the official MCP Python SDK client (mcp 2.x), in its default
-# mode (server/discover, 2026-07-28) and in legacy mode (initialize), authenticating with a
-# Bearer key: list tools, read a file, see a sandbox refusal, list and read a resource.
-# Installs the SDK into a cache outside the repository. Skips (and says so) without python3.
+# Drives servers with the official MCP SDK clients, each authenticating with a Bearer key:
+# - the real binary with the Python SDK client (mcp 2.x), in its default mode (server/discover,
+#   2026-07-28) and in legacy mode (initialize): list tools, read a file, see a sandbox refusal,
+#   list and read a resource;
+# - the fixtures server (examples/everything) with the Python SDK client in both modes and the
+#   TypeScript SDK client (@modelcontextprotocol/sdk, Streamable HTTP): a tool call with
+#   progress, a resource, a prompt, an elicitation.
+# Installs the SDKs into a cache outside the repository. Skips (and says so) a language whose
+# runtime is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +24,7 @@ if ! "$venv/bin/python" -c 'import mcp.client' >/dev/null 2>&1; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check 'mcp==2.3.0'
 fi
 
-cargo build --quiet --bin secure-mcp-server
+cargo build --quiet --bin secure-mcp-server --examples
 bin=target/debug/secure-mcp-server
 
 work=$(mktemp -d)
@@ -48,17 +53,40 @@ if [ -z "$addr" ]; then
     echo "sdk-interop: FAILED: the server did not start"; cat "$work/server.log"; exit 1
 fi
 
-status=0
+passed=0 failed=0
+check() { # description command...
+    local what=$1
+    shift
+    if "$@"; then passed=$((passed + 1)); else echo "sdk-interop: FAILED: $what"; failed=$((failed + 1)); fi
+}
 for mode in auto legacy; do
-    if ! "$venv/bin/python" scripts/sdk_client.py "http://$addr/mcp" "$key" "$mode" \
-        sdkroot/greeting.txt $'hello from the sandbox\n'; then
-        echo "sdk-interop: FAILED in $mode mode"
-        status=1
-    fi
+    check "python $mode, real server" "$venv/bin/python" scripts/sdk_client.py "http://$addr/mcp" "$key" "$mode" \
+        sdkroot/greeting.txt $'hello from the sandbox\n'
 done
-if grep -q -- "$key" "$work/server.log"; then
-    echo "sdk-interop: FAILED: the key appeared in the server log"
-    status=1
+check "the key stays out of the server log" bash -c '! grep -q -- "$1" "$2"' _ "$key" "$work/server.log"
+
+target/debug/examples/everything --api-key "$key" --bind 127.0.0.1:0 > "$work/fixtures.log" 2>&1 &
+fixtures_pid=$!
+fixtures=""
+for _ in $(seq 1 100); do
+    fixtures=$(sed -n 's#.*listening on http://\([0-9.:]*\)/mcp.*#\1#p' "$work/fixtures.log" | head -n 1)
+    [ -n "$fixtures" ] && break
+    sleep 0.1
+done
+for mode in auto legacy; do
+    check "python $mode, fixtures" "$venv/bin/python" scripts/sdk_fixtures.py "http://$fixtures/mcp" "$key" "$mode"
+done
+if command -v npm >/dev/null 2>&1; then
+    ts="$cache/ts-sdk"
+    if [ ! -f "$ts/node_modules/@modelcontextprotocol/sdk/package.json" ]; then
+        mkdir -p "$ts"
+        npm install --silent --no-audit --no-fund --prefix "$ts" @modelcontextprotocol/sdk@1.32.2 >/dev/null
+    fi
+    check "typescript, fixtures" env TS_SDK_DIR="$ts" node scripts/ts_client.mjs "http://$fixtures/mcp" "$key"
+else
+    echo "sdk-interop: TypeScript SKIPPED: npm is not installed"
 fi
-[ "$status" -eq 0 ] && echo "sdk-interop: 2 passed, 0 failed"
-exit "$status"
+kill "$fixtures_pid" 2>/dev/null || true
+wait "$fixtures_pid" 2>/dev/null || true
+echo "sdk-interop: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
