@@ -19,7 +19,7 @@
 //!   (at most [`EVENT_LOG`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -58,7 +58,7 @@ pub struct SessionState {
     in_flight: Mutex<HashMap<RequestId, CancellationToken>>,
     pending: Mutex<HashMap<String, oneshot::Sender<ClientAnswer>>>,
     next_request: AtomicU64,
-    get_stream_open: AtomicBool,
+    get_stream: Mutex<Option<CancellationToken>>,
     next_event: AtomicU64,
     events: Mutex<VecDeque<(u64, Value)>>,
 }
@@ -137,13 +137,20 @@ impl SessionState {
         }
     }
 
-    /// Claims the session's one GET stream; false if it is already open.
-    pub fn open_get_stream(&self) -> bool {
-        !self.get_stream_open.swap(true, Ordering::AcqRel)
-    }
-
-    pub fn close_get_stream(&self) {
-        self.get_stream_open.store(false, Ordering::Release);
+    /// Claims the session's one GET stream. A resuming client (`takeover`) replaces a stream
+    /// still open (its connection may not have been noticed as gone yet); otherwise a second
+    /// stream is refused (`None`). The token ends the stream when it is replaced.
+    pub fn open_get_stream(&self, takeover: bool) -> Option<CancellationToken> {
+        let mut current = lock(&self.get_stream);
+        if let Some(old) = current.as_ref().filter(|t| !t.is_cancelled()) {
+            if !takeover {
+                return None;
+            }
+            old.cancel();
+        }
+        let token = CancellationToken::new();
+        *current = Some(token.clone());
+        Some(token)
     }
 
     /// Records a GET-stream event; returns its id.

@@ -196,7 +196,7 @@ pub fn change_stream(
     filter: Filter,
     session: Option<Arc<SessionState>>,
     wrap: impl Fn(Value) -> Bytes + Send + 'static,
-    on_close: impl FnOnce() + Send + 'static,
+    end: CancellationToken,
 ) -> Response {
     struct OnClose<F: FnOnce()>(Option<F>);
     impl<F: FnOnce()> Drop for OnClose<F> {
@@ -207,8 +207,9 @@ pub fn change_stream(
         }
     }
     let (tx, rx) = mpsc::channel::<Bytes>(crate::mcp::events::STREAM_BUFFER);
+    let closer = end.clone();
     let pump = tokio::spawn(async move {
-        let _close = OnClose(Some(on_close));
+        let _close = OnClose(Some(move || closer.cancel()));
         for chunk in opening {
             if tx.send(chunk).await.is_err() {
                 return;
@@ -225,6 +226,7 @@ pub fn change_stream(
                 },
                 _ = ticker.tick() => Bytes::from_static(b": keep-alive\n\n"),
                 () = tx.closed() => return,
+                () = end.cancelled() => return,
             };
             if tx.send(chunk).await.is_err() {
                 return;

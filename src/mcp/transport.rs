@@ -259,7 +259,14 @@ async fn run(
     }
     let server = state.server.clone();
     let (mut outcomes, guard) = sse::spawn_request(
-        async move { server.handle(&request, call).await },
+        async move {
+            // However the request ends (answer, cancellation, disconnect), its session forgets it.
+            let _in_flight = call
+                .session
+                .clone()
+                .map(|s| InFlight(s, request.id.clone()));
+            server.handle(&request, call).await
+        },
         events,
         cancel,
     );
@@ -280,6 +287,15 @@ async fn run(
             tracing::error!(method = %method, "request handler panicked");
             rpc_error(Some(&id), RpcError::Internal, era)
         }
+    }
+}
+
+/// A 2025-era request in flight; dropping it tells the session the request ended.
+struct InFlight(Arc<SessionState>, RequestId);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.finish(&self.1);
     }
 }
 
@@ -341,7 +357,14 @@ fn listen(state: &AppState, request: &Request) -> Response {
         message["params"]["_meta"] = meta.clone();
         sse::event(&message)
     };
-    sse::change_stream(vec![sse::event(&ack)], changes, filter, None, wrap, || {})
+    sse::change_stream(
+        vec![sse::event(&ack)],
+        changes,
+        filter,
+        None,
+        wrap,
+        CancellationToken::new(),
+    )
 }
 
 /// The 2026-07-28 request checks, in the order the module doc gives.
@@ -457,16 +480,13 @@ async fn legacy(
         }
         Message::Request(request) => {
             let cancel = session.start(&request.id);
-            let request_id = request.id.clone();
             let call = Call {
                 era: Era::Legacy,
                 caller: auth.key_id.clone(),
                 session: Some(session.clone()),
                 sink: None,
             };
-            let response = run(state, request, call, reply, Some(cancel), None).await;
-            session.finish(&request_id);
-            response
+            run(state, request, call, reply, Some(cancel), None).await
         }
     }
 }
@@ -509,14 +529,14 @@ pub async fn get(
         Ok(s) => s,
         Err(e) => return rpc_error(None, e, Era::Legacy),
     };
-    if !session.open_get_stream() {
-        return Rejection::Conflict.into_response();
-    }
-    let mut opening = Vec::new();
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
+    let Some(end) = session.open_get_stream(last.is_some()) else {
+        return Rejection::Conflict.into_response();
+    };
+    let mut opening = Vec::new();
     if let Some(last) = last {
         for (event_id, message) in session.events_after(last) {
             opening.push(sse::event_with_id(event_id, &message));
@@ -541,14 +561,13 @@ pub async fn get(
         let event_id = recorder.record_event(message.clone());
         sse::event_with_id(event_id, &message)
     };
-    let closer = session.clone();
     sse::change_stream(
         opening,
         server.changes().subscribe(),
         filter,
         Some(session),
         wrap,
-        move || closer.close_get_stream(),
+        end,
     )
 }
 

@@ -671,6 +671,33 @@ mod tests {
         }
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_server_to_client_request_times_out_and_is_forgotten() {
+        let session = Arc::new(SessionState::default());
+        let (sink, mut stream) = crate::mcp::events::stream();
+        let ctx = ToolContext::detached(Era::Legacy, KeyId::new("k"))
+            .with_session(session.clone())
+            .with_stream(sink);
+        let ask = tokio::spawn(async move { ctx.ask_client("roots/list", json!({})).await });
+        let sent = stream.recv().await.expect("the request went out on the stream");
+        assert_eq!(sent["method"], "roots/list");
+        let outcome = ask.await.expect("task");
+        assert_eq!(outcome, Err(ToolError::Failed("the client did not answer in time")));
+        let id = crate::mcp::jsonrpc::RequestId::String(sent["id"].as_str().expect("id").into());
+        assert!(!session.answer(&id, Ok(json!({}))), "a late answer finds nobody waiting");
+    }
+
+    #[test]
+    fn pending_server_to_client_requests_are_bounded_per_session() {
+        let session = SessionState::default();
+        let held: Vec<_> = (0..crate::mcp::session::MAX_PENDING)
+            .map(|_| session.expect_answer().expect("room"))
+            .collect();
+        assert!(session.expect_answer().is_none());
+        session.forget(&held[0].0);
+        assert!(session.expect_answer().is_some());
+    }
+
     #[test]
     fn x_mcp_header_annotations_are_found_and_checked() {
         let schema = json!({"type": "object", "properties": {

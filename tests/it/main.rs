@@ -12,5 +12,6 @@ mod rate_limit;
 mod sandbox;
 mod sessions;
 mod socket;
+mod streams;
 mod support;
 mod transport;

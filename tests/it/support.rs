@@ -190,10 +190,10 @@ impl Harness {
         overrides: &[(&str, Option<&str>)],
     ) -> Reply {
         let mut params = params;
-        params["_meta"] = json!({
-            "io.modelcontextprotocol/protocolVersion": MODERN,
-            "io.modelcontextprotocol/clientCapabilities": capabilities,
-        });
+        let mut meta = params.get("_meta").cloned().unwrap_or_else(|| json!({}));
+        meta["io.modelcontextprotocol/protocolVersion"] = json!(MODERN);
+        meta["io.modelcontextprotocol/clientCapabilities"] = capabilities;
+        params["_meta"] = meta;
         let name = params
             .get("name")
             .or_else(|| params.get("uri"))
