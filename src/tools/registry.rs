@@ -679,12 +679,21 @@ mod tests {
             .with_session(session.clone())
             .with_stream(sink);
         let ask = tokio::spawn(async move { ctx.ask_client("roots/list", json!({})).await });
-        let sent = stream.recv().await.expect("the request went out on the stream");
+        let sent = stream
+            .recv()
+            .await
+            .expect("the request went out on the stream");
         assert_eq!(sent["method"], "roots/list");
         let outcome = ask.await.expect("task");
-        assert_eq!(outcome, Err(ToolError::Failed("the client did not answer in time")));
+        assert_eq!(
+            outcome,
+            Err(ToolError::Failed("the client did not answer in time"))
+        );
         let id = crate::mcp::jsonrpc::RequestId::String(sent["id"].as_str().expect("id").into());
-        assert!(!session.answer(&id, Ok(json!({}))), "a late answer finds nobody waiting");
+        assert!(
+            !session.answer(&id, Ok(json!({}))),
+            "a late answer finds nobody waiting"
+        );
     }
 
     #[test]
