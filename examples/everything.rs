@@ -734,22 +734,24 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     };
     let served = runtime.block_on(async {
-        let mut state = AppState::from_config(&config)?;
+        let state = AppState::from_config(&config)?;
         let mut registry = ToolRegistry::new();
         for tool in tools() {
             registry.register(tool);
         }
         let mut resources = Resources::default();
         resources.add(TestResources);
-        state.server = McpServerBuilder {
-            tools: registry,
-            resources,
-            prompts: prompts(),
-            list_changed: true,
-            instructions: Some("The MCP conformance fixtures.".into()),
-            ..McpServerBuilder::default()
-        }
-        .build();
+        let state = state.with_server(
+            McpServerBuilder {
+                tools: registry,
+                resources,
+                prompts: prompts(),
+                list_changed: true,
+                instructions: Some("The MCP conformance fixtures.".into()),
+                ..McpServerBuilder::default()
+            }
+            .build(),
+        );
         let listener = server::bind(&config).await?;
         println!("listening on http://{}/mcp", listener.local_addr()?);
         server::serve(

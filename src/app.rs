@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -20,7 +21,8 @@ use crate::mcp::dispatch::McpServer;
 use crate::mcp::resources::{FileResources, Resources};
 use crate::mcp::session::SessionStore;
 use crate::mcp::transport;
-use crate::observability::audit;
+use crate::observability::audit::{self, AuditSink, Observability};
+use crate::observability::metrics::Metrics;
 use crate::security::auth::{self, ApiKeys, KeyRing};
 use crate::security::client_ip::{self, ClientIpResolver};
 use crate::security::cors;
@@ -39,6 +41,12 @@ pub struct AppState {
     pub limiters: Limiters,
     pub origin: Arc<OriginPolicy>,
     pub client_ip: Arc<ClientIpResolver>,
+    pub observability: Observability,
+    /// Fires when the server starts shutting down: long-lived streams end cleanly.
+    pub shutdown: CancellationToken,
+    pub started: tokio::time::Instant,
+    /// `/metrics` is served on its own listener (without a key), not on the main router.
+    pub metrics_elsewhere: bool,
 }
 
 /// The HTTP limits the router and the connection loop enforce.
@@ -48,6 +56,7 @@ pub struct Limits {
     pub request_timeout: Duration,
     pub header_timeout: Duration,
     pub max_connections: usize,
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -57,6 +66,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             header_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -72,6 +82,11 @@ impl AppState {
             resources.add(FileResources::new(sandbox));
         }
         tools.register(system::SystemInfo);
+        let tool_names = tools.names();
+        let audit = match &config.audit_log {
+            Some(path) => AuditSink::to_file(path)?,
+            None => AuditSink::to_log(),
+        };
         let fixed = ApiKeys::from_plain(config.keys.keys.iter().cloned());
         let keys = KeyRing::new(fixed, config.keys_file.clone())
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
@@ -90,7 +105,31 @@ impl AppState {
                 config.bind.ip().is_loopback(),
             )),
             client_ip: Arc::new(ClientIpResolver::new(config.trusted_proxies.clone())),
+            observability: Observability::new(Arc::new(audit), Arc::new(Metrics::new(tool_names))),
+            shutdown: CancellationToken::new(),
+            started: tokio::time::Instant::now(),
+            metrics_elsewhere: config.metrics_bind.is_some(),
         })
+    }
+
+    /// Replaces the MCP server (an embedder's own tools, resources and prompts); the metrics
+    /// learn the new tool names.
+    pub fn with_server(mut self, server: Arc<McpServer>) -> Self {
+        self.observability = Observability::new(
+            self.observability.audit.clone(),
+            Arc::new(Metrics::new(server.tool_names())),
+        );
+        self.server = server;
+        self
+    }
+
+    /// Puts the figures read at scrape time into the metrics.
+    pub fn refresh_gauges(&self) {
+        self.observability.metrics.set_gauges(
+            self.sessions.len(),
+            self.limiters.requests.tracked(),
+            self.observability.audit.dropped(),
+        );
     }
 }
 
@@ -114,9 +153,10 @@ impl AppState {
 /// transport          415 / 406 / 400 / 404 / 202 / 405, JSON or SSE
 /// ```
 /// `/health` sits outside auth and the Origin check: uptime checks need no key, and it says
-/// only `{"status":"ok"}`. It is still rate limited.
+/// only `{"status":"ok"}`. It is still rate limited. `/health/details` and `/metrics` need a
+/// key like `/mcp` (unless `--metrics-bind` serves `/metrics` on its own listener).
 pub fn router(state: AppState, limits: Limits) -> Router {
-    let mcp = Router::new()
+    let mut keyed = Router::new()
         .route(
             "/mcp",
             axum::routing::post(transport::post)
@@ -124,6 +164,11 @@ pub fn router(state: AppState, limits: Limits) -> Router {
                 .delete(transport::delete)
                 .fallback(method_not_allowed),
         )
+        .route("/health/details", get(health_details));
+    if !state.metrics_elsewhere {
+        keyed = keyed.route("/metrics", get(metrics));
+    }
+    let mcp = keyed
         .layer(DefaultBodyLimit::max(limits.max_body))
         .route_layer(middleware::from_fn_with_state(
             state.keys.clone(),
@@ -136,6 +181,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     let limiters = state.limiters.clone();
     let cors = cors::layer(state.origin.clone());
     let client_ip = state.client_ip.clone();
+    let observability = state.observability.clone();
 
     Router::new()
         .merge(mcp)
@@ -154,7 +200,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             Rejection::Internal.into_response()
         }))
-        .layer(middleware::from_fn(audit::audit))
+        .layer(middleware::from_fn_with_state(observability, audit::audit))
         .layer(middleware::from_fn_with_state(
             client_ip,
             client_ip::resolve,
@@ -168,6 +214,45 @@ pub fn router(state: AppState, limits: Limits) -> Router {
 
 async fn health() -> Response {
     axum::Json(serde_json::json!({ "status": "ok" })).into_response()
+}
+
+/// `GET /health/details` (key required): what an operator checks first.
+async fn health_details(State(state): State<AppState>) -> Response {
+    let metrics = &state.observability.metrics;
+    let audit = &state.observability.audit;
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptimeSeconds": state.started.elapsed().as_secs(),
+        "sessions": state.sessions.len(),
+        "rateLimitClients": state.limiters.requests.tracked(),
+        "connections": metrics.connections_open.get(),
+        "memory": { "residentBytes": metrics.resident_bytes() },
+        "cpuSeconds": metrics.cpu_seconds(),
+        "audit": { "backlog": audit.backlog(), "dropped": audit.dropped() },
+    }))
+    .into_response()
+}
+
+/// `GET /metrics`: Prometheus / OpenMetrics text.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    state.refresh_gauges();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.observability.metrics.render(),
+    )
+        .into_response()
+}
+
+/// The router of the separate metrics listener (`--metrics-bind`): `/metrics` only, no key.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .with_state(state)
 }
 
 async fn not_found() -> Response {

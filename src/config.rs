@@ -202,8 +202,44 @@ pub struct Cli {
     )]
     pub header_timeout_secs: u64,
 
+    /// Log format on stderr.
+    #[arg(long, env = "MCP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Write the audit trail to this file (newline-delimited JSON, appended) instead of the log.
+    #[arg(long, env = "MCP_AUDIT_LOG", value_name = "PATH")]
+    pub audit_log: Option<PathBuf>,
+
+    /// Serve /metrics without a key on this separate address (otherwise /metrics needs a key).
+    #[arg(long, env = "MCP_METRICS_BIND", value_name = "ADDR")]
+    pub metrics_bind: Option<String>,
+
+    /// PEM certificate chain: serve HTTPS (with --tls-key).
+    #[arg(long, env = "MCP_TLS_CERT", value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "MCP_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// On SIGTERM or Ctrl-C, how long in-flight requests may take to finish, in seconds.
+    #[arg(
+        long,
+        env = "MCP_SHUTDOWN_TIMEOUT",
+        default_value_t = 10,
+        value_name = "SECS"
+    )]
+    pub shutdown_timeout: u64,
+
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// How diagnostics are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Subcommands.
@@ -253,6 +289,12 @@ pub struct Config {
     pub hosts: HostRule,
     /// Serving plain HTTP off loopback without `--allow-plaintext`: warn at start.
     pub warn_plaintext: bool,
+    pub log_format: LogFormat,
+    pub audit_log: Option<PathBuf>,
+    pub metrics_bind: Option<SocketAddr>,
+    /// Certificate and key files, both checked at start.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub shutdown_timeout: Duration,
 }
 
 /// A configuration that cannot run. The message names the flag, never a key.
@@ -292,6 +334,12 @@ pub enum ConfigError {
         "--bind {0} is not loopback: name the accepted Host values with --allow-host, or pass --allow-any-host"
     )]
     HostsRequired(SocketAddr),
+    #[error("--metrics-bind: '{0}' is not an address such as 127.0.0.1:9090")]
+    BadMetricsBind(String),
+    #[error("--audit-log: '{dir}' cannot be written: {reason}")]
+    AuditLog { dir: String, reason: String },
+    #[error("--tls-cert/--tls-key: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl Config {
@@ -400,7 +448,33 @@ impl Config {
             return Err(ConfigError::HostsRequired(bind));
         };
 
+        let metrics_bind = match &cli.metrics_bind {
+            None => None,
+            Some(m) if m.trim().is_empty() => None,
+            Some(m) => Some(
+                m.parse::<SocketAddr>()
+                    .map_err(|_| ConfigError::BadMetricsBind(m.clone()))?,
+            ),
+        };
+        if let Some(path) = &cli.audit_log {
+            // Opened (and created 0600) here so a bad path fails at start, not on first use.
+            crate::observability::audit::AuditSink::to_file(path).map_err(|e| {
+                ConfigError::AuditLog {
+                    dir: path.display().to_string(),
+                    reason: e.kind().to_string(),
+                }
+            })?;
+        }
+        let tls = match (&cli.tls_cert, &cli.tls_key) {
+            (Some(c), Some(k)) => {
+                crate::tls::TlsState::load(c, k)?;
+                Some((c.clone(), k.clone()))
+            }
+            _ => None,
+        };
+
         for (name, value) in [
+            ("shutdown-timeout", cli.shutdown_timeout),
             ("rate-limit", u64::from(cli.rate_limit)),
             ("rate-window", cli.rate_window),
             ("rate-limit-max-clients", cli.rate_limit_max_clients as u64),
@@ -444,7 +518,12 @@ impl Config {
             trusted_proxies,
             allow_origins,
             hosts,
-            warn_plaintext: !bind.ip().is_loopback() && !cli.allow_plaintext,
+            warn_plaintext: !bind.ip().is_loopback() && !cli.allow_plaintext && tls.is_none(),
+            log_format: cli.log_format,
+            audit_log: cli.audit_log,
+            metrics_bind,
+            tls,
+            shutdown_timeout: Duration::from_secs(cli.shutdown_timeout),
         })
     }
 }

@@ -37,6 +37,10 @@ pub mod code {
     pub const UNSUPPORTED_PROTOCOL_VERSION: i32 = -32022;
 }
 
+/// The JSON-RPC error code a response carried, for the audit log (a response extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCode(pub i32);
+
 /// A refusal by an HTTP layer, before the JSON-RPC message was read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
@@ -121,6 +125,7 @@ impl IntoResponse for Rejection {
             "error": { "code": self.code(), "message": self.to_string() },
         });
         let mut response = (self.status(), axum::Json(body)).into_response();
+        response.extensions_mut().insert(ErrorCode(self.code()));
         let headers = response.headers_mut();
         match self {
             // RFC 6750 section 3: no `error` attribute when no credentials were sent.

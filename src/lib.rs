@@ -17,4 +17,5 @@ pub mod mcp;
 pub mod observability;
 pub mod security;
 pub mod server;
+pub mod tls;
 pub mod tools;

@@ -6,35 +6,49 @@
 //! - at most `--max-connections` connections are open at once; one more is closed as soon as
 //!   it is accepted (and logged as a security event), so a flood of idle sockets cannot
 //!   exhaust file descriptors or memory;
-//! - a client has `--header-timeout-secs` to send its request headers, on the first request
-//!   and on every kept-alive one, or hyper closes the connection (slowloris); the body and the
-//!   handler are bounded by the request timeout layer in [`crate::app::router`];
-//! - on shutdown the listener closes, in-flight requests finish (up to [`DRAIN_TIMEOUT`]),
-//!   idle kept-alive connections are closed.
+//! - a client has `--header-timeout-secs` to finish the TLS handshake (with `--tls-cert`) and
+//!   to send its request headers, on the first request and on every kept-alive one, or the
+//!   connection is closed (slowloris); the body and the handler are bounded by the request
+//!   timeout layer in [`crate::app::router`].
 //!
-//! SIGHUP re-reads the keys file; a file that fails to load keeps the old keys and logs why.
+//! Shutdown (SIGTERM or Ctrl-C): the listener closes; long-lived streams end cleanly (a
+//! `subscriptions/listen` stream with its final result); requests in flight get
+//! `--shutdown-timeout` to finish; then the audit log is flushed and `run` returns.
+//!
+//! SIGHUP re-reads the keys file and the TLS certificate; a file that fails to load keeps the
+//! old one and logs why.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 use crate::app::{self, AppState, Limits};
 use crate::config::Config;
+use crate::observability::metrics::{ConnectionGuard, spawn_sampler};
 use crate::security::auth::KeyRing;
-
-/// How long in-flight requests get to finish after shutdown starts.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::tls::TlsState;
 
 /// Opens the configured address.
 pub async fn bind(config: &Config) -> std::io::Result<TcpListener> {
     TcpListener::bind(config.bind).await
+}
+
+/// What `serve` may add to the plain loop.
+#[derive(Default)]
+pub struct Extras {
+    /// Serve HTTPS with this configuration.
+    pub tls: Option<Arc<TlsState>>,
+    /// Serve `/metrics` (without a key) on this listener too.
+    pub metrics: Option<TcpListener>,
 }
 
 /// Serves `config` on `listener` until `shutdown` completes.
@@ -44,16 +58,43 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let state = AppState::from_config(config)?;
+    run_with_state(config, listener, state, shutdown).await
+}
+
+/// Like [`run`], with a state built by the caller (an embedder's own tools).
+pub async fn run_with_state(
+    config: &Config,
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     if config.warn_plaintext {
         tracing::warn!(
             target: "security",
             bind = %config.bind,
             "serving plain HTTP on a non-loopback address: keys and data cross the network \
-             unencrypted; put a TLS proxy in front (see SECURITY_CHECKLIST.md) or pass \
-             --allow-plaintext to acknowledge"
+             unencrypted; use --tls-cert/--tls-key or a TLS proxy (see SECURITY_CHECKLIST.md), \
+             or pass --allow-plaintext to acknowledge"
         );
     }
-    serve(listener, state, limits(config), shutdown).await
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(Arc::new(TlsState::load(cert, key).map_err(|e| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
+        })?)),
+        None => None,
+    };
+    let metrics = match config.metrics_bind {
+        Some(addr) => Some(TcpListener::bind(addr).await?),
+        None => None,
+    };
+    serve_with(
+        listener,
+        state,
+        limits(config),
+        Extras { tls, metrics },
+        shutdown,
+    )
+    .await
 }
 
 /// The HTTP limits of a configuration.
@@ -63,6 +104,7 @@ pub fn limits(config: &Config) -> Limits {
         request_timeout: config.request_timeout,
         header_timeout: config.header_timeout,
         max_connections: config.max_connections,
+        shutdown_timeout: config.shutdown_timeout,
     }
 }
 
@@ -73,20 +115,58 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, state, limits, Extras::default(), shutdown).await
+}
+
+/// [`serve`], with TLS and a metrics listener.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    limits: Limits,
+    extras: Extras,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
-    let background = [
+    let audit_writer = state.observability.audit.spawn_writer();
+    let gauges = state.clone();
+    let mut background = vec![
         state.sessions.spawn_sweeper(),
         state.limiters.requests.spawn_sweeper(),
         state.limiters.auth_failures.spawn_sweeper(),
-        spawn_key_reloader(state.keys.clone()),
+        spawn_reloader(state.keys.clone(), extras.tls.clone()),
+        spawn_sampler(state.observability.metrics.clone(), move || {
+            (
+                gauges.sessions.len(),
+                gauges.limiters.requests.tracked(),
+                gauges.observability.audit.dropped(),
+            )
+        }),
     ];
+    if let Some(metrics) = extras.metrics {
+        let metrics_addr = metrics.local_addr()?;
+        tracing::info!(%metrics_addr, "metrics on http://{metrics_addr}/metrics");
+        let app = app::metrics_router(state.clone());
+        let stop = state.shutdown.clone();
+        background.push(tokio::spawn(async move {
+            let _ = axum::serve(metrics, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+        }));
+    }
+    let scheme = if extras.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let stop = state.shutdown.clone();
+    let audit = state.observability.audit.clone();
+    let metrics = state.observability.metrics.clone();
     let app = app::router(state, limits);
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
-    tracing::info!(%addr, "listening on http://{addr}/mcp");
+    tracing::info!(%addr, "listening on {scheme}://{addr}/mcp");
 
-    let shutdown = std::pin::pin!(shutdown);
-    let mut shutdown = shutdown;
+    let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -101,43 +181,75 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
+            metrics.security_event("connection_limit");
             tracing::warn!(target: "security", event = "connection_limit", client = %peer.ip(), "too many connections");
             drop(stream);
             continue;
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
-        let service = hyper::service::service_fn(
-            move |mut request: hyper::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                app.clone().oneshot(request.map(axum::body::Body::new))
-            },
-        );
-        let mut builder = hyper::server::conn::http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout);
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let watcher = graceful.watcher();
+        let tls = extras.tls.clone();
+        let open = ConnectionGuard::new(&metrics.connections_open);
         tokio::spawn(async move {
-            let _ = connection.await;
-            drop(permit);
+            let _held = (permit, open);
+            match tls {
+                None => serve_connection(stream, peer, app, limits, watcher).await,
+                Some(tls) => {
+                    let handshake =
+                        tokio::time::timeout(limits.header_timeout, tls.acceptor().accept(stream));
+                    if let Ok(Ok(stream)) = handshake.await {
+                        serve_connection(stream, peer, app, limits, watcher).await;
+                    }
+                }
+            }
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+    tracing::info!("shutting down: no new connections; letting requests in flight finish");
+    stop.cancel();
+    if tokio::time::timeout(limits.shutdown_timeout, graceful.shutdown())
         .await
         .is_err()
     {
-        tracing::warn!("shutdown: requests still running after {DRAIN_TIMEOUT:?} were cut off");
+        tracing::warn!(timeout = ?limits.shutdown_timeout, "shutdown: requests still running were cut off");
     }
     for task in background {
         task.abort();
     }
+    audit.close();
+    if let Some(writer) = audit_writer {
+        let _ = writer.await;
+    }
+    tracing::info!("stopped");
     Ok(())
 }
 
-/// Re-reads the keys file on every SIGHUP.
-fn spawn_key_reloader(keys: Arc<KeyRing>) -> tokio::task::JoinHandle<()> {
+async fn serve_connection<I>(
+    io: I,
+    peer: std::net::SocketAddr,
+    app: Router,
+    limits: Limits,
+    watcher: Watcher,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service =
+        hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().oneshot(request.map(axum::body::Body::new))
+        });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let _ = watcher
+        .watch(builder.serve_connection(TokioIo::new(io), service))
+        .await;
+}
+
+/// Re-reads the keys file and the TLS certificate on every SIGHUP.
+fn spawn_reloader(keys: Arc<KeyRing>, tls: Option<Arc<TlsState>>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let Ok(mut hangups) =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -149,6 +261,14 @@ fn spawn_key_reloader(keys: Arc<KeyRing>) -> tokio::task::JoinHandle<()> {
                 Ok(n) => tracing::info!(keys = n, "keys reloaded"),
                 Err(e) => {
                     tracing::warn!(error = %e, "keys file not reloaded; the previous keys stay in force")
+                }
+            }
+            if let Some(tls) = &tls {
+                match tls.reload() {
+                    Ok(()) => tracing::info!("TLS certificate reloaded"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "TLS certificate not reloaded; the previous one stays in force")
+                    }
                 }
             }
         }
@@ -172,5 +292,4 @@ pub async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::info!("shutting down");
 }

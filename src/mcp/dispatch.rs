@@ -51,6 +51,8 @@ pub struct Call {
     pub session: Option<Arc<SessionState>>,
     /// The request's response stream, if it may become one.
     pub sink: Option<EventSink>,
+    /// What the tool notes for the audit log.
+    pub note: crate::observability::audit::NoteCell,
 }
 
 /// The protocol engine: tools, resources, prompts and the fixed parts of every answer.
@@ -149,6 +151,11 @@ impl McpServer {
         &self.capabilities
     }
 
+    /// The registered tool names.
+    pub fn tool_names(&self) -> Vec<String> {
+        self.tools.names()
+    }
+
     /// The `Mcp-Param-*` headers a `tools/call` of `name` must carry.
     pub fn param_headers(&self, name: &str) -> &[crate::tools::registry::ParamHeader] {
         self.tools.param_headers(name)
@@ -206,6 +213,7 @@ impl McpServer {
     fn context(&self, request: &Request, call: &Call) -> Result<ToolContext, RpcError> {
         let mut ctx = ToolContext::detached(call.era, call.caller.clone());
         ctx.changes = self.changes.clone();
+        ctx.note = call.note.clone();
         let m = meta(&request.params);
         ctx.progress_token = m.and_then(|m| m.get("progressToken")).cloned();
         match call.era {

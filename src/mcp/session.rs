@@ -140,7 +140,11 @@ impl SessionState {
     /// Claims the session's one GET stream. A resuming client (`takeover`) replaces a stream
     /// still open (its connection may not have been noticed as gone yet); otherwise a second
     /// stream is refused (`None`). The token ends the stream when it is replaced.
-    pub fn open_get_stream(&self, takeover: bool) -> Option<CancellationToken> {
+    pub fn open_get_stream(
+        &self,
+        takeover: bool,
+        parent: &CancellationToken,
+    ) -> Option<CancellationToken> {
         let mut current = lock(&self.get_stream);
         if let Some(old) = current.as_ref().filter(|t| !t.is_cancelled()) {
             if !takeover {
@@ -148,7 +152,7 @@ impl SessionState {
             }
             old.cancel();
         }
-        let token = CancellationToken::new();
+        let token = parent.child_token();
         *current = Some(token.clone());
         Some(token)
     }

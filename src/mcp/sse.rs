@@ -189,7 +189,9 @@ impl Filter {
 }
 
 /// A stream of changes: `opening` first, then every change `filter` wants, each turned into a
-/// message by `wrap`, until the client goes away.
+/// message by `wrap`, until the client goes away, or until `end` fires (shutdown, or a newer
+/// stream taking over), when `closing` is sent and the stream ends cleanly.
+#[allow(clippy::too_many_arguments)]
 pub fn change_stream(
     opening: Vec<Bytes>,
     mut changes: broadcast::Receiver<Change>,
@@ -197,6 +199,7 @@ pub fn change_stream(
     session: Option<Arc<SessionState>>,
     wrap: impl Fn(Value) -> Bytes + Send + 'static,
     end: CancellationToken,
+    closing: Vec<Bytes>,
 ) -> Response {
     struct OnClose<F: FnOnce()>(Option<F>);
     impl<F: FnOnce()> Drop for OnClose<F> {
@@ -226,7 +229,14 @@ pub fn change_stream(
                 },
                 _ = ticker.tick() => Bytes::from_static(b": keep-alive\n\n"),
                 () = tx.closed() => return,
-                () = end.cancelled() => return,
+                () = end.cancelled() => {
+                    for chunk in closing {
+                        if tx.send(chunk).await.is_err() {
+                            break;
+                        }
+                    }
+                    return;
+                }
             };
             if tx.send(chunk).await.is_err() {
                 return;

@@ -37,7 +37,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::AppState;
-use crate::error::{Rejection, RpcError};
+use crate::error::{ErrorCode, Rejection, RpcError};
 use crate::mcp::dispatch::Call;
 use crate::mcp::events;
 use crate::mcp::headers::{self, HeaderValueOf, McpHeaders};
@@ -45,7 +45,7 @@ use crate::mcp::jsonrpc::{self, Message, Request, RequestId};
 use crate::mcp::session::SessionState;
 use crate::mcp::sse;
 use crate::mcp::version::{Era, ProtocolVersion};
-use crate::observability::audit::McpCall;
+use crate::observability::audit::{McpCall, NoteCell};
 use crate::security::auth::Authenticated;
 
 const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
@@ -147,8 +147,12 @@ pub async fn post(
         Ok(m) => m,
         Err(invalid) => return rpc_error(invalid.id.as_ref(), invalid.error, Era::Legacy),
     };
-    let call = McpCall::of(&message);
-    let mut response = match select_era(&mcp_headers, &message) {
+    let mut call = McpCall::of(&message);
+    let era = select_era(&mcp_headers, &message);
+    if let Some(c) = call.as_mut() {
+        c.era = Some(era);
+    }
+    let mut response = match era {
         Era::Modern => modern(&state, &auth, &headers, &mcp_headers, message, reply).await,
         Era::Legacy => legacy(&state, &auth, &mcp_headers, message, reply).await,
     };
@@ -236,6 +240,7 @@ async fn modern(
         caller: auth.key_id.clone(),
         session: None,
         sink: None,
+        note: NoteCell::default(),
     };
     run(state, request, call, reply, None, None).await
 }
@@ -253,6 +258,7 @@ async fn run(
     let era = call.era;
     let id = request.id.clone();
     let method = request.method.clone();
+    let note = call.note.clone();
     let (sink, events) = events::stream();
     if reply.stream {
         call.sink = Some(sink);
@@ -270,7 +276,7 @@ async fn run(
         events,
         cancel,
     );
-    match outcomes.recv().await {
+    let mut response = match outcomes.recv().await {
         Some(sse::Outcome::Done(Ok(result))) => success(&id, result, reply.framing, session_id),
         Some(sse::Outcome::Done(Err(e))) => rpc_error(Some(&id), e, era),
         Some(sse::Outcome::Event(first)) => {
@@ -287,7 +293,9 @@ async fn run(
             tracing::error!(method = %method, "request handler panicked");
             rpc_error(Some(&id), RpcError::Internal, era)
         }
-    }
+    };
+    response.extensions_mut().insert(note);
+    response
 }
 
 /// A 2025-era request in flight; dropping it tells the session the request ended.
@@ -353,17 +361,30 @@ fn listen(state: &AppState, request: &Request) -> Response {
     );
     // Subscribe before acknowledging so no change between the two is lost.
     let changes = server.changes().subscribe();
+    let wrap_meta = meta.clone();
     let wrap = move |mut message: Value| {
-        message["params"]["_meta"] = meta.clone();
+        message["params"]["_meta"] = wrap_meta.clone();
         sse::event(&message)
     };
+    // A graceful end (shutdown): `notifications/cancelled` for the listen request, then its
+    // complete result (the two texts of the 2026-07-28 revision disagree; this satisfies both).
+    let cancelled = events::notification(
+        "notifications/cancelled",
+        serde_json::json!({ "requestId": subscription_id, "reason": "server shutting down", "_meta": meta }),
+    );
+    let done = jsonrpc::success_response(
+        &request.id,
+        serde_json::json!({ "resultType": "complete", "_meta": meta }),
+    );
+    let closing = vec![sse::event(&cancelled), sse::event(&done)];
     sse::change_stream(
         vec![sse::event(&ack)],
         changes,
         filter,
         None,
         wrap,
-        CancellationToken::new(),
+        state.shutdown.child_token(),
+        closing,
     )
 }
 
@@ -485,6 +506,7 @@ async fn legacy(
                 caller: auth.key_id.clone(),
                 session: Some(session.clone()),
                 sink: None,
+                note: NoteCell::default(),
             };
             run(state, request, call, reply, Some(cancel), None).await
         }
@@ -533,7 +555,7 @@ pub async fn get(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let Some(end) = session.open_get_stream(last.is_some()) else {
+    let Some(end) = session.open_get_stream(last.is_some(), &state.shutdown) else {
         return Rejection::Conflict.into_response();
     };
     let mut opening = Vec::new();
@@ -568,6 +590,7 @@ pub async fn get(
         Some(session),
         wrap,
         end,
+        Vec::new(),
     )
 }
 
@@ -607,7 +630,9 @@ fn success(id: &RequestId, result: Value, framing: Framing, session: Option<&str
 /// A JSON-RPC error. Errors are always JSON: they carry their own HTTP status.
 fn rpc_error(id: Option<&RequestId>, error: RpcError, era: Era) -> Response {
     let status = error.status(era);
-    (status, axum::Json(error.to_body(id, era))).into_response()
+    let mut response = (status, axum::Json(error.to_body(id, era))).into_response();
+    response.extensions_mut().insert(ErrorCode(error.code(era)));
+    response
 }
 
 /// One JSON-RPC message as a one-event SSE stream.

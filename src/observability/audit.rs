@@ -1,27 +1,51 @@
-//! One audit event per request, and a distinct security event for refusals that matter.
+//! One audit event per request, security events, and the audit file.
 //!
-//! The audit event (tracing target `audit`) records: client address, key id (never the key),
-//! HTTP method and path, MCP method and tool/resource name, status, outcome and latency.
-//! Failed authentication is also a `security` event, so it can be counted and alerted on
-//! separately.
+//! Every request produces one [`AuditEvent`]: time, request id, client address, key id (never
+//! the key), HTTP method and path, MCP method, tool or resource name, protocol era, status,
+//! JSON-RPC error code, latency, bytes in and out, outcome (`ok`, `unauthorized`,
+//! `forbidden_origin`, `rate_limited`, `invalid`, `error`) and, for file tools, the path in the
+//! sandbox's namespace. The request id is also returned as `X-Request-Id`.
 //!
-//! Client-supplied strings (the MCP method and name) are cut to [`MAX_FIELD`] characters and
-//! logged with `Debug` formatting, which escapes newlines and control characters, so a client
-//! cannot forge a log line.
+//! Where it goes: with `--audit-log PATH`, to that file only, as newline-delimited JSON, opened
+//! append-only (mode 0600); otherwise to the diagnostic log as a `tracing` event with target
+//! `audit` (human lines, or JSON with `--log-format json`). Writing never blocks a request: events
+//! go through a bounded channel ([`AUDIT_QUEUE`]) to a writer task, and when the channel is full
+//! the event is counted as dropped (`mcp_audit_dropped_events`, `/health/details`), never lost
+//! silently. On shutdown the writer drains the channel and flushes.
+//!
+//! Security events (target `security`, counted in `mcp_security_events_total`): `auth_failed`,
+//! `rate_limited`, `forbidden_origin`, `oversized_body`, `sandbox_escape`, each with the client
+//! address.
+//!
+//! Client-supplied strings are cut to [`MAX_FIELD`] characters. JSON encoding escapes newlines
+//! and control characters, and the text log uses `Debug` formatting, which escapes them too, so
+//! a client cannot forge a log line.
 
-use axum::extract::Request;
-use axum::http::StatusCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
+use serde::Serialize;
 use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::error::ErrorCode;
 use crate::mcp::jsonrpc::Message;
+use crate::mcp::version::Era;
+use crate::observability::metrics::{Metrics, method_label};
 use crate::security::auth::Authenticated;
 use crate::security::client_ip::client_ip;
 
 /// The longest client-supplied string kept in an audit event.
 pub const MAX_FIELD: usize = 256;
+/// Audit events waiting for the writer, at most.
+pub const AUDIT_QUEUE: usize = 8192;
 
 /// What an MCP message asked for, attached to the response for the audit event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +53,7 @@ pub struct McpCall {
     pub method: String,
     /// The tool or prompt name, or the resource URI.
     pub name: Option<String>,
+    pub era: Option<Era>,
 }
 
 fn cut(s: &str) -> String {
@@ -40,7 +65,13 @@ impl McpCall {
         let (method, params) = match message {
             Message::Request(r) => (&r.method, &r.params),
             Message::Notification(n) => (&n.method, &n.params),
-            Message::Response { .. } => return None,
+            Message::Response { .. } => {
+                return Some(Self {
+                    method: "response".into(),
+                    name: None,
+                    era: None,
+                });
+            }
         };
         let name = params
             .get("name")
@@ -50,58 +81,316 @@ impl McpCall {
         Some(Self {
             method: cut(method),
             name,
+            era: None,
         })
     }
 }
 
-/// The outcome word of an audit event.
+/// What a tool noted for the audit: the path it touched, whether that was an escape attempt,
+/// and whether its result was an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallNote {
+    pub path: Option<String>,
+    pub escape: bool,
+    pub tool_error: Option<bool>,
+}
+
+/// Shared between the transport (which attaches it to the response) and the tool.
+pub type NoteCell = Arc<Mutex<CallNote>>;
+
+/// One audit event.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AuditEvent {
+    pub time: String,
+    pub request_id: String,
+    pub client: Option<String>,
+    pub key_id: Option<String>,
+    pub http_method: String,
+    pub path: String,
+    pub mcp_method: Option<String>,
+    pub name: Option<String>,
+    pub era: Option<&'static str>,
+    pub status: u16,
+    pub rpc_error: Option<i32>,
+    pub latency_ms: f64,
+    pub bytes_in: Option<u64>,
+    pub bytes_out: Option<u64>,
+    pub outcome: &'static str,
+    pub file_path: Option<String>,
+}
+
+/// The outcome word of a status.
 pub fn outcome(status: StatusCode) -> &'static str {
     match status.as_u16() {
-        200..=299 => "ok",
+        200..=399 => "ok",
         401 => "unauthorized",
-        403 => "forbidden",
-        413 => "too_large",
+        403 => "forbidden_origin",
         429 => "rate_limited",
         400..=499 => "invalid",
         _ => "error",
     }
 }
 
-/// Middleware: logs one audit event per request once the response is known.
-pub async fn audit(request: Request, next: Next) -> Response {
+/// The security event a status stands for, if any.
+pub fn security_event(status: StatusCode) -> Option<&'static str> {
+    match status.as_u16() {
+        401 => Some("auth_failed"),
+        403 => Some("forbidden_origin"),
+        413 => Some("oversized_body"),
+        429 => Some("rate_limited"),
+        _ => None,
+    }
+}
+
+/// RFC 3339 UTC time with milliseconds.
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // days since 1970-01-01 to a civil date (H. Hinnant's algorithm)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// Where audit events go.
+pub struct AuditSink {
+    to_file: bool,
+    sender: RwLock<Option<mpsc::Sender<String>>>,
+    receiver: Mutex<Option<(mpsc::Receiver<String>, tokio::fs::File)>>,
+    dropped: AtomicU64,
+}
+
+impl std::fmt::Debug for AuditSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AuditSink(to_file: {})", self.to_file)
+    }
+}
+
+impl AuditSink {
+    /// Audit events go to the diagnostic log.
+    pub fn to_log() -> Self {
+        Self {
+            to_file: false,
+            sender: RwLock::new(None),
+            receiver: Mutex::new(None),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Audit events go to `path` (created 0600 if missing, appended to).
+    pub fn to_file(path: &std::path::Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
+        let (tx, rx) = mpsc::channel(AUDIT_QUEUE);
+        Ok(Self {
+            to_file: true,
+            sender: RwLock::new(Some(tx)),
+            receiver: Mutex::new(Some((rx, tokio::fs::File::from_std(file)))),
+            dropped: AtomicU64::new(0),
+        })
+    }
+
+    /// Starts the writer task (once); it ends after [`Self::close`], having written everything.
+    pub fn spawn_writer(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let (mut rx, file) = self
+            .receiver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()?;
+        Some(tokio::spawn(async move {
+            let mut out = tokio::io::BufWriter::new(file);
+            while let Some(line) = rx.recv().await {
+                let mut ok = out.write_all(line.as_bytes()).await.is_ok();
+                while let Ok(more) = rx.try_recv() {
+                    ok &= out.write_all(more.as_bytes()).await.is_ok();
+                }
+                if !ok || out.flush().await.is_err() {
+                    tracing::error!("the audit log could not be written");
+                }
+            }
+            let _ = out.flush().await;
+        }))
+    }
+
+    /// Queues a line; counts it as dropped if the writer is behind.
+    fn write(&self, mut line: String) {
+        line.push('\n');
+        let sender = self.sender.read().unwrap_or_else(|e| e.into_inner());
+        match sender.as_ref() {
+            Some(tx) if tx.try_send(line).is_ok() => {}
+            _ => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Stops accepting events; the writer drains what is queued and ends.
+    pub fn close(&self) {
+        self.sender
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Events queued and not yet written.
+    pub fn backlog(&self) -> usize {
+        self.sender
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map_or(0, |tx| tx.max_capacity() - tx.capacity())
+    }
+
+    /// Records one event.
+    pub fn record(&self, event: &AuditEvent) {
+        if self.to_file {
+            if let Ok(line) = serde_json::to_string(event) {
+                self.write(line);
+            }
+        } else {
+            tracing::info!(
+                target: "audit",
+                request_id = %event.request_id,
+                client = event.client.as_deref().unwrap_or("-"),
+                key_id = event.key_id.as_deref().unwrap_or("-"),
+                http_method = %event.http_method,
+                path = ?event.path,
+                mcp_method = ?event.mcp_method,
+                name = ?event.name,
+                era = event.era.unwrap_or("-"),
+                status = event.status,
+                rpc_error = ?event.rpc_error,
+                latency_ms = event.latency_ms,
+                bytes_in = ?event.bytes_in,
+                bytes_out = ?event.bytes_out,
+                outcome = event.outcome,
+                file_path = ?event.file_path,
+                "request"
+            );
+        }
+    }
+}
+
+/// What the audit middleware needs.
+#[derive(Debug, Clone)]
+pub struct Observability {
+    pub audit: Arc<AuditSink>,
+    pub metrics: Arc<Metrics>,
+    boot: u32,
+    counter: Arc<AtomicU64>,
+}
+
+impl Observability {
+    pub fn new(audit: Arc<AuditSink>, metrics: Arc<Metrics>) -> Self {
+        let boot = crate::keys::random_token(4).ok().map_or(0, |t| {
+            t.bytes()
+                .fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b)))
+        });
+        Self {
+            audit,
+            metrics,
+            boot,
+            counter: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn next_id(&self) -> String {
+        format!(
+            "{:08x}-{}",
+            self.boot,
+            self.counter.fetch_add(1, Ordering::Relaxed) + 1
+        )
+    }
+}
+
+/// Middleware: one audit event per request, security events, metrics, `X-Request-Id`.
+pub async fn audit(State(obs): State<Observability>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let client = client_ip(request.extensions());
-    let http_method = request.method().clone();
+    let request_id = obs.next_id();
+    let client = client_ip(request.extensions()).map(|c| c.to_string());
+    let http_method = request.method().to_string();
     let path = cut(request.uri().path());
-    let response = next.run(request).await;
+    let bytes_in = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let mut response = next.run(request).await;
+    let latency = started.elapsed();
     let status = response.status();
-    let key_id = response
-        .extensions()
-        .get::<Authenticated>()
-        .map(|a| a.key_id.to_string());
-    let call = response.extensions().get::<McpCall>();
-    let client = client.map(|c| c.to_string());
-    tracing::info!(
-        target: "audit",
-        client = client.as_deref().unwrap_or("-"),
-        key_id = key_id.as_deref().unwrap_or("-"),
-        http_method = %http_method,
-        path = ?path,
-        mcp_method = ?call.map(|c| c.method.as_str()),
-        name = ?call.and_then(|c| c.name.as_deref()),
-        status = status.as_u16(),
-        outcome = outcome(status),
-        latency_us = started.elapsed().as_micros() as u64,
-        "request"
-    );
-    if status == StatusCode::UNAUTHORIZED {
+    let ext = response.extensions();
+    let call = ext.get::<McpCall>();
+    let note = ext
+        .get::<NoteCell>()
+        .map(|n| n.lock().unwrap_or_else(|e| e.into_inner()).clone())
+        .unwrap_or_default();
+    let event = AuditEvent {
+        time: rfc3339(SystemTime::now()),
+        request_id: request_id.clone(),
+        client,
+        key_id: ext.get::<Authenticated>().map(|a| a.key_id.to_string()),
+        http_method,
+        path,
+        mcp_method: call.map(|c| c.method.clone()),
+        name: call.and_then(|c| c.name.clone()),
+        era: call.and_then(|c| c.era).map(|e| match e {
+            Era::Legacy => "2025",
+            Era::Modern => "2026",
+        }),
+        status: status.as_u16(),
+        rpc_error: ext.get::<ErrorCode>().map(|c| c.0),
+        latency_ms: latency.as_secs_f64() * 1000.0,
+        bytes_in,
+        bytes_out: axum::body::HttpBody::size_hint(response.body()).exact(),
+        outcome: outcome(status),
+        file_path: note.path.clone(),
+    };
+    let method = method_label(event.mcp_method.as_deref());
+    obs.metrics.request(event.outcome, method, latency);
+    if event.mcp_method.as_deref() == Some("tools/call")
+        && let (Some(tool), Some(error)) = (event.name.as_deref(), note.tool_error)
+    {
+        obs.metrics.tool_call(tool, error);
+    }
+    let security = security_event(status).or(note.escape.then_some("sandbox_escape"));
+    if let Some(kind) = security {
+        obs.metrics.security_event(kind);
         tracing::warn!(
             target: "security",
-            event = "auth_failed",
-            client = client.as_deref().unwrap_or("-"),
-            path = ?path,
-            "authentication failed"
+            event = kind,
+            request_id = %event.request_id,
+            client = event.client.as_deref().unwrap_or("-"),
+            path = ?event.path,
+            file_path = ?event.file_path,
+            "security event"
         );
+    }
+    obs.audit.record(&event);
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", v);
     }
     response
 }
@@ -124,11 +413,66 @@ mod tests {
     }
 
     #[test]
-    fn outcomes() {
+    fn outcomes_and_security_events() {
         assert_eq!(outcome(StatusCode::OK), "ok");
         assert_eq!(outcome(StatusCode::ACCEPTED), "ok");
         assert_eq!(outcome(StatusCode::UNAUTHORIZED), "unauthorized");
+        assert_eq!(outcome(StatusCode::FORBIDDEN), "forbidden_origin");
+        assert_eq!(outcome(StatusCode::TOO_MANY_REQUESTS), "rate_limited");
         assert_eq!(outcome(StatusCode::NOT_FOUND), "invalid");
         assert_eq!(outcome(StatusCode::INTERNAL_SERVER_ERROR), "error");
+        assert_eq!(
+            security_event(StatusCode::PAYLOAD_TOO_LARGE),
+            Some("oversized_body")
+        );
+        assert_eq!(security_event(StatusCode::OK), None);
+    }
+
+    #[test]
+    fn rfc3339_formats_utc_times() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let t = UNIX_EPOCH + std::time::Duration::from_millis(1_795_622_400_123);
+        assert_eq!(rfc3339(t), "2026-11-25T16:00:00.123Z");
+        let leap = UNIX_EPOCH + std::time::Duration::from_secs(951_782_400);
+        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_counts_drops_instead_of_blocking() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sink = AuditSink::to_file(&dir.path().join("audit.log")).expect("open");
+        let event = AuditEvent {
+            time: rfc3339(SystemTime::now()),
+            request_id: "r".into(),
+            client: None,
+            key_id: None,
+            http_method: "GET".into(),
+            path: "/".into(),
+            mcp_method: None,
+            name: None,
+            era: None,
+            status: 200,
+            rpc_error: None,
+            latency_ms: 0.0,
+            bytes_in: None,
+            bytes_out: None,
+            outcome: "ok",
+            file_path: None,
+        };
+        // no writer running: the queue fills, then every further event is counted as dropped
+        for _ in 0..AUDIT_QUEUE + 10 {
+            sink.record(&event);
+        }
+        assert_eq!(sink.backlog(), AUDIT_QUEUE);
+        assert_eq!(sink.dropped(), 10);
+        let writer = sink.spawn_writer().expect("writer");
+        sink.close();
+        writer.await.expect("writer ends");
+        let written = std::fs::read_to_string(dir.path().join("audit.log")).expect("read");
+        assert_eq!(
+            written.lines().count(),
+            AUDIT_QUEUE,
+            "everything queued was written on close"
+        );
     }
 }

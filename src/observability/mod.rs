@@ -1,3 +1,5 @@
-//! What the server tells its operator: one audit event per request.
+//! What the server tells its operator: one audit event per request, security events, and
+//! Prometheus metrics with memory and CPU figures.
 
 pub mod audit;
+pub mod metrics;

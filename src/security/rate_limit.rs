@@ -342,7 +342,8 @@ pub async fn enforce(State(limiters): State<Limiters>, request: Request, next: N
         },
     };
     if let Some((which, rejection)) = refusal {
-        tracing::warn!(target: "security", event = "rate_limited", client = %ip, limit = which, "rate limit reached");
+        // The audit layer records the security event; this says which budget ran out.
+        tracing::debug!(client = %ip, limit = which, "rate limit reached");
         return rejection.into_response();
     }
     let response = next.run(request).await;

@@ -51,6 +51,17 @@ fn path_schema() -> Value {
     })
 }
 
+/// Resolves a client path, noting for the audit log what was touched or attempted.
+fn resolve(ctx: &ToolContext, sandbox: &Sandbox, path: &str) -> Result<Target, SandboxError> {
+    let resolved = sandbox.resolve(path);
+    match &resolved {
+        Ok(Target::Entry(e)) => ctx.note_path(&e.virtual_path, false),
+        Ok(Target::Roots) => ctx.note_path("/", false),
+        Err(e) => ctx.note_path(path, e.is_escape_attempt()),
+    }
+    resolved
+}
+
 /// Runs blocking file work off the async workers; a panic there becomes a tool error.
 fn blocking<F>(work: F) -> ToolFuture
 where
@@ -108,10 +119,13 @@ impl Tool for ReadFile {
         }
     }
 
-    fn call(&self, args: Map<String, Value>, _ctx: ToolContext) -> ToolFuture {
+    fn call(&self, args: Map<String, Value>, ctx: ToolContext) -> ToolFuture {
         let sandbox = self.0.clone();
         blocking(move || {
-            let entry = sandbox.resolve_entry(str_arg(&args, "path"))?;
+            let entry = match resolve(&ctx, &sandbox, str_arg(&args, "path"))? {
+                Target::Entry(e) => e,
+                Target::Roots => return Err(SandboxError::NotAFile.into()),
+            };
             let offset = u64_arg(&args, "offset").unwrap_or(0);
             let length = u64_arg(&args, "length")
                 .unwrap_or(MAX_READ_BYTES)
@@ -198,10 +212,11 @@ impl Tool for ListDirectory {
         }
     }
 
-    fn call(&self, args: Map<String, Value>, _ctx: ToolContext) -> ToolFuture {
+    fn call(&self, args: Map<String, Value>, ctx: ToolContext) -> ToolFuture {
         let sandbox = self.0.clone();
         blocking(move || {
-            let (path, entries, truncated) = match sandbox.resolve(str_arg(&args, "path"))? {
+            let (path, entries, truncated) = match resolve(&ctx, &sandbox, str_arg(&args, "path"))?
+            {
                 Target::Roots => {
                     let roots: Vec<Value> = sandbox
                         .root_names()
@@ -266,10 +281,10 @@ impl Tool for StatPath {
         }
     }
 
-    fn call(&self, args: Map<String, Value>, _ctx: ToolContext) -> ToolFuture {
+    fn call(&self, args: Map<String, Value>, ctx: ToolContext) -> ToolFuture {
         let sandbox = self.0.clone();
         blocking(move || {
-            let entry = match sandbox.resolve(str_arg(&args, "path"))? {
+            let entry = match resolve(&ctx, &sandbox, str_arg(&args, "path"))? {
                 Target::Roots => {
                     return Ok(ToolOutput::structured(
                         json!({ "path": "/", "type": "directory" }),
@@ -319,13 +334,13 @@ impl Tool for SearchFiles {
         }
     }
 
-    fn call(&self, args: Map<String, Value>, _ctx: ToolContext) -> ToolFuture {
+    fn call(&self, args: Map<String, Value>, ctx: ToolContext) -> ToolFuture {
         let sandbox = self.0.clone();
         blocking(move || {
             let pattern = glob::Pattern::new(str_arg(&args, "pattern"))
                 .map_err(|_| ToolError::InvalidArguments("pattern is not a valid glob".into()))?;
             let max = u64_arg(&args, "maxResults").unwrap_or(DEFAULT_SEARCH_RESULTS) as usize;
-            let starts: Vec<Entry> = match sandbox.resolve(str_arg(&args, "path"))? {
+            let starts: Vec<Entry> = match resolve(&ctx, &sandbox, str_arg(&args, "path"))? {
                 Target::Roots => sandbox.root_entries().collect(),
                 Target::Entry(e) if e.is_dir => vec![e],
                 Target::Entry(_) => return Err(SandboxError::NotADirectory.into()),

@@ -54,6 +54,8 @@ pub struct ToolContext {
     /// 2026-07-28 retry: the tool's own state from the previous round, already verified.
     pub state: Option<String>,
     pub changes: ChangeHub,
+    /// What the call notes for the audit log.
+    pub note: crate::observability::audit::NoteCell,
     sink: Option<EventSink>,
     session: Option<Arc<SessionState>>,
 }
@@ -79,9 +81,21 @@ impl ToolContext {
             input_responses: None,
             state: None,
             changes: ChangeHub::new(),
+            note: Default::default(),
             sink: None,
             session: None,
         }
+    }
+
+    /// Notes the sandbox path a file tool touched (or tried to), for the audit log.
+    pub fn note_path(&self, path: &str, escape_attempt: bool) {
+        let mut note = self.note.lock().unwrap_or_else(|e| e.into_inner());
+        note.path = Some(
+            path.chars()
+                .take(crate::observability::audit::MAX_FIELD)
+                .collect(),
+        );
+        note.escape |= escape_attempt;
     }
 
     /// Attaches the request's response stream.
@@ -507,6 +521,10 @@ impl ToolRegistry {
             } else {
                 format!("arguments{location}")
             };
+            ctx.note
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .tool_error = Some(true);
             return Ok(result(Err(ToolError::InvalidArguments(format!(
                 "{at}: {detail}"
             )))));
@@ -515,6 +533,10 @@ impl ToolRegistry {
             return Err(RpcError::Internal);
         };
         let outcome = registered.tool.call(arguments, ctx.clone()).await;
+        ctx.note
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .tool_error = Some(outcome.is_err());
         match outcome {
             Ok(ToolOutput {
                 input_required: Some(input),
@@ -534,6 +556,14 @@ impl ToolRegistry {
         self.by_name
             .get(name)
             .map_or(&[], |&i| self.tools[i].param_headers.as_slice())
+    }
+
+    /// The registered tool names, in order.
+    pub fn names(&self) -> Vec<String> {
+        self.listed
+            .iter()
+            .filter_map(|t| t["name"].as_str().map(str::to_owned))
+            .collect()
     }
 
     /// The number of tools.
