@@ -7,6 +7,7 @@ mod keys;
 mod legacy;
 mod limits;
 mod modern;
+mod operations;
 mod origin;
 mod rate_limit;
 mod sandbox;

@@ -468,3 +468,40 @@ async fn long_streams_send_keep_alive_comments() {
     let chunk = next_text(&mut stream).await;
     assert_eq!(chunk, ": keep-alive\n\n");
 }
+
+#[tokio::test]
+async fn on_shutdown_a_listen_stream_ends_with_cancelled_and_its_result() {
+    let h = harness(&Probe::default());
+    let body = json!({"jsonrpc":"2.0","id":7,"method":"subscriptions/listen","params":{
+        "notifications": {"toolsListChanged": true},
+        "_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}});
+    let request = Request::post("/mcp")
+        .header("host", "127.0.0.1")
+        .header("authorization", format!("Bearer {KEY}"))
+        .header("content-type", "application/json")
+        .header("accept", "text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "subscriptions/listen")
+        .body(Body::from(body.to_string()))
+        .expect("req");
+    let mut stream = open_stream(&h, request).await;
+    let _ack = next_text(&mut stream).await;
+    h.state.shutdown.cancel();
+    let mut rest = String::new();
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("ends")
+    {
+        rest.push_str(&String::from_utf8_lossy(&chunk.expect("bytes")));
+    }
+    let msgs = messages(&rest);
+    assert_eq!(msgs.len(), 2, "{rest}");
+    assert_eq!(msgs[0]["method"], "notifications/cancelled");
+    assert_eq!(msgs[0]["params"]["requestId"], 7);
+    assert_eq!(msgs[1]["id"], 7);
+    assert_eq!(msgs[1]["result"]["resultType"], "complete");
+    assert_eq!(
+        msgs[1]["result"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        7
+    );
+}

@@ -330,8 +330,9 @@ impl RunningServer {
                 .recv_timeout(std::time::Duration::from_secs(10))
                 .unwrap_or_else(|_| panic!("no listening line; log so far:\n{}", log.join("\n")));
             let found = line
-                .split("listening on http://")
+                .split("listening on ")
                 .nth(1)
+                .and_then(|rest| rest.split("://").nth(1))
                 .and_then(|rest| rest.split('/').next())
                 .map(str::to_owned);
             log.push(line);
@@ -360,6 +361,17 @@ impl RunningServer {
             self.log.push(line);
         }
         self.log.join("\n")
+    }
+
+    /// Waits (bounded) for the process to exit; returns its exit code.
+    pub fn wait_exit(&mut self, within: std::time::Duration) -> Option<i32> {
+        for _ in 0..within.as_millis() / 20 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
     }
 
     /// Sends a signal by name (`HUP`, `TERM`) with kill(1).
