@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# The load benchmark (see BENCHMARKS.md): the release binary with a realistic configuration
+# (a keys file of five keys, the audit log to a file, the rate limit raised so it is evaluated
+# but not hit), driven by wrk on loopback, server and load pinned to different cores, against
+# a minimal axum baseline built in the same run. Prints a markdown table of every figure.
+#
+#   bash bench/run.sh            full run: 10 s per workload, 64 and 256 connections
+#   bash bench/run.sh --smoke    CI: 1 s per workload, 64 connections, no thresholds
+#
+# Installs wrk from Debian's packages if it is missing (as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+smoke=0
+[ "${1:-}" = "--smoke" ] && smoke=1
+duration=${BENCH_DURATION:-$([ "$smoke" = 1 ] && echo 1 || echo 10)}
+conns_list=${BENCH_CONNS:-$([ "$smoke" = 1 ] && echo "64" || echo "64 256")}
+
+if ! command -v wrk >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq >/dev/null 2>&1 || true
+    apt-get install -y -qq wrk >/dev/null 2>&1 || true
+fi
+if ! command -v wrk >/dev/null 2>&1; then
+    echo "bench: wrk is not installed and could not be installed"
+    exit 1
+fi
+
+cargo build --release --quiet --bin secure-mcp-server --example baseline --example limiter_memory
+bin=target/release/secure-mcp-server
+
+cores=$(nproc)
+server_core=0
+load_core=$((cores > 1 ? 1 : 0))
+clk=$(getconf CLK_TCK)
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Five keys in a keys file (digests); the first is used by the load.
+: > "$work/keys"
+key=""
+for _ in 1 2 3 4 5; do
+    out=$("$bin" --generate-key)
+    [ -n "$key" ] || key=$(echo "$out" | head -n 1)
+    echo "$out" | tail -n 1 >> "$work/keys"
+done
+mkdir -p "$work/data"
+head -c 3072 /dev/urandom | base64 -w 0 | head -c 4096 > "$work/data/file4k.txt"
+
+listening() { # log → address
+    for _ in $(seq 1 200); do
+        local a
+        a=$(sed -n 's#.*listening on http://\([0-9.:]*\)/mcp.*#\1#p' "$1" | head -n 1)
+        [ -n "$a" ] && { echo "$a"; return 0; }
+        sleep 0.05
+    done
+    echo "bench: a server did not start" >&2
+    cat "$1" >&2
+    return 1
+}
+
+start_server() { # name [flags...] → sets server_addr and server_pid
+    local name=$1
+    shift
+    taskset -c "$server_core" "$bin" --keys-file "$work/keys" --allow-dir "$work/data" \
+        --bind 127.0.0.1:0 --max-connections 4096 --trusted-proxy 127.0.0.1/32 \
+        --auth-fail-limit 1000000000 "$@" > "$work/$name.log" 2>&1 &
+    server_pid=$!
+    pids+=("$server_pid")
+    server_addr=$(listening "$work/$name.log")
+}
+
+rss_mib() { awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+hwm_mib() { awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+reset_peak() { echo 5 > "/proc/$1/clear_refs" 2>/dev/null || true; }
+
+# --- start-up time: process start to the first successful /health (release binary) ---
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+t0=$(date +%s%N)
+"$bin" --keys-file "$work/keys" --bind "127.0.0.1:$port" > "$work/startup.log" 2>&1 &
+startup_pid=$!
+pids+=("$startup_pid")
+for _ in $(seq 1 2000); do
+    curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
+done
+t1=$(date +%s%N)
+startup_ms=$(( (t1 - t0) / 1000000 ))
+idle_rss=$(rss_mib "$startup_pid")
+kill "$startup_pid"; wait "$startup_pid" 2>/dev/null || true
+
+# --- the servers ---
+start_server main --audit-log "$work/audit.log" --rate-limit 1000000000
+main_addr=$server_addr main_pid=$server_pid
+MCP_LOG="info,audit=off" start_server noaudit --rate-limit 1000000000
+noaudit_addr=$server_addr
+start_server limited --rate-limit 1 --rate-window 3600
+limited_addr=$server_addr
+taskset -c "$server_core" target/release/examples/baseline > "$work/baseline.log" 2>&1 &
+pids+=($!)
+baseline_addr=$(listening "$work/baseline.log")
+
+meta='"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}'
+body_list="{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":{$meta}}"
+body_read="{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"read_file\",\"arguments\":{\"path\":\"data/file4k.txt\"},$meta}}"
+body_discover="{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"server/discover\",\"params\":{$meta}}"
+body_legacy_read='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"data/file4k.txt"}}}'
+modern="Content-Type: application/json|Authorization: Bearer $key|MCP-Protocol-Version: 2026-07-28"
+
+session=$(curl -s -D - -o /dev/null "http://$main_addr/mcp" -H "Authorization: Bearer $key" \
+    -H 'Content-Type: application/json' \
+    -d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{}}}' |
+    tr -d '\r' | sed -n 's/^mcp-session-id: //Ip')
+# use up the limited server's one request, so everything after it is over the limit
+curl -s -o /dev/null "http://$limited_addr/health"
+
+# name | address | body | headers | expected status
+workloads=(
+    "tools/list|$main_addr|$body_list|$modern|Mcp-Method: tools/list|200"
+    "tools/call read_file 4 KiB|$main_addr|$body_read|$modern|Mcp-Method: tools/call|Mcp-Name: read_file|200"
+    "server/discover|$main_addr|$body_discover|$modern|Mcp-Method: server/discover|200"
+    "legacy session tools/call|$main_addr|$body_legacy_read|Content-Type: application/json|Authorization: Bearer $key|Mcp-Session-Id: $session|MCP-Protocol-Version: 2025-11-25|200"
+    "rejected: no key (401)|$main_addr|$body_list|Content-Type: application/json|MCP-Protocol-Version: 2026-07-28|Mcp-Method: tools/list|401"
+    "rejected: over the rate limit (429)|$limited_addr|$body_list|$modern|Mcp-Method: tools/list|429"
+    "rejected: foreign Origin (403)|$main_addr|$body_list|$modern|Mcp-Method: tools/list|Origin: http://evil.example|403"
+)
+
+split() { # "name|addr|body|h1|h2|...|status" → globals
+    local IFS='|'
+    read -r -a parts <<< "$1"
+    w_name=${parts[0]} w_addr=${parts[1]} w_body=${parts[2]}
+    w_status=${parts[${#parts[@]} - 1]}
+    w_headers=$(IFS='|'; echo "${parts[*]:3:${#parts[@]}-4}")
+}
+
+check_status() { # addr body headers expected
+    local args=() h
+    IFS='|' read -r -a hs <<< "$3"
+    for h in "${hs[@]}"; do args+=(-H "$h"); done
+    local got
+    got=$(curl -s -o /dev/null -w '%{http_code}' "http://$1/mcp" "${args[@]}" -d "$2")
+    [ "$got" = "$4" ] || { echo "bench: expected $4, got $got from $1 for: $2" >&2; return 1; }
+}
+
+run_wrk() { # addr conns body headers [duration] → RESULT fields
+    BENCH_BODY=$3 BENCH_HEADERS=$4 taskset -c "$load_core" wrk -t1 -c"$2" -d"${5:-$duration}s" \
+        --timeout 10s -s bench/request.lua "http://$1/mcp" 2>&1 | sed -n 's/^RESULT //p'
+}
+
+field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+
+echo "# secure-mcp-server load benchmark"
+echo
+echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ); machine: $cores cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1); $(free -g | awk '/^Mem/ {print $2}') GiB"
+echo "- server on core $server_core, wrk (1 thread) on core $load_core; ${duration} s per workload"
+echo "- start to first /health: ${startup_ms} ms; idle RSS: ${idle_rss} MiB"
+echo
+
+declare -A base_rps base_p99
+for c in $conns_list; do
+    r=$(run_wrk "$baseline_addr" "$c" "$body_list" "Content-Type: application/json")
+    base_rps[$c]=$(field "$r" rps)
+    base_p99[$c]=$(field "$r" p99_ms)
+done
+
+echo "| workload | conns | req/s | × baseline | p50 ms | p99 ms | p99 × baseline | p99.9 ms | RSS before / peak / after MiB | CPU s per 1k req |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+for c in $conns_list; do
+    echo "| baseline (bare axum) | $c | ${base_rps[$c]} | 1.00 | | ${base_p99[$c]} | 1.00 | | | |"
+done
+for spec in "${workloads[@]}"; do
+    split "$spec"
+    check_status "$w_addr" "$w_body" "$w_headers" "$w_status"
+    pid=$main_pid
+    [ "$w_addr" = "$limited_addr" ] && pid=$(pgrep -f -- "--rate-limit 1 --rate-window 3600" | head -n 1)
+    for c in $conns_list; do
+        before=$(rss_mib "$pid")
+        reset_peak "$pid"
+        cpu0=$(cpu_ticks "$pid")
+        r=$(run_wrk "$w_addr" "$c" "$w_body" "$w_headers")
+        cpu1=$(cpu_ticks "$pid")
+        peak=$(hwm_mib "$pid")
+        after=$(rss_mib "$pid")
+        n=$(field "$r" requests)
+        awk -v name="$w_name" -v c="$c" -v rps="$(field "$r" rps)" -v brps="${base_rps[$c]}" \
+            -v p50="$(field "$r" p50_ms)" -v p99="$(field "$r" p99_ms)" -v bp99="${base_p99[$c]}" \
+            -v p999="$(field "$r" p999_ms)" -v b="$before" -v pk="$peak" -v a="$after" \
+            -v ticks=$((cpu1 - cpu0)) -v clk="$clk" -v n="$n" 'BEGIN {
+                printf "| %s | %d | %.0f | %.2f | %.3f | %.3f | %.2f | %.3f | %s / %s / %s | %.4f |\n",
+                    name, c, rps, rps / brps, p50, p99, p99 / bp99, p999, b, pk, a, (ticks / clk) / (n / 1000) }'
+    done
+done
+echo
+
+# --- audit on vs off ---
+c=$(echo "$conns_list" | awk '{print $1}')
+on=$(run_wrk "$main_addr" "$c" "$body_list" "$modern|Mcp-Method: tools/list")
+off=$(run_wrk "$noaudit_addr" "$c" "$body_list" "$modern|Mcp-Method: tools/list")
+awk -v on="$(field "$on" rps)" -v off="$(field "$off" rps)" 'BEGIN {
+    printf "- audit log to a file vs audit off (tools/list, %s connections): %.0f vs %.0f req/s, %.1f%% difference\n", '"$c"', on, off, (off - on) / off * 100 }'
+
+# --- a flood of rejections from one client does not hurt another client ---
+legit="$modern|Mcp-Method: tools/list|X-Forwarded-For: 10.0.0.2"
+flood="Content-Type: application/json|MCP-Protocol-Version: 2026-07-28|Mcp-Method: tools/list|X-Forwarded-For: 10.0.0.1"
+alone=$(run_wrk "$main_addr" 32 "$body_list" "$legit")
+run_wrk "$main_addr" 32 "$body_list" "$flood" > "$work/flood.txt" &
+flood_pid=$!
+with=$(run_wrk "$main_addr" 32 "$body_list" "$legit")
+wait "$flood_pid" || true
+awk -v a="$(field "$alone" p99_ms)" -v w="$(field "$with" p99_ms)" -v fr="$(field "$(cat "$work/flood.txt")" rps)" 'BEGIN {
+    printf "- legitimate tools/list p99 alone vs under a 401 flood from another address (%.0f req/s of 401s; both 32 connections, load sharing one core): %.3f vs %.3f ms (%.2f×)\n", fr, a, w, w / a }'
+
+# --- rate-limit table memory ---
+clients=${BENCH_LIMITER_CLIENTS:-$([ "$smoke" = 1 ] && echo 100000 || echo 1000000)}
+target/release/examples/limiter_memory "$clients" | awk '{
+    for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+    printf "- rate limiter with %s tracked clients: +%s MiB (%s bytes per client); after the window and the sweep, %s MiB released\n", v["clients"], v["added_mib"], v["per_client_bytes"], v["released_mib"] }'
+echo "- server RSS after the run: $(rss_mib "$main_pid") MiB (peak over the whole run $(awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$main_pid/status") MiB since the last reset)"
