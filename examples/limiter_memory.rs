@@ -22,11 +22,19 @@ fn rss_kib() -> u64 {
 }
 
 fn main() {
-    let n: u32 = std::env::args().nth(1).and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let n: u32 = std::env::args()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let window = Duration::from_secs(60);
     let epoch = Instant::now();
     let limiter = RateLimiter::new(
-        Policy { limit: 100, window, max_clients: n as usize, ipv6_prefix: 64 },
+        Policy {
+            limit: 100,
+            window,
+            max_clients: n as usize,
+            ipv6_prefix: 64,
+        },
         epoch,
     );
     let before = rss_kib();

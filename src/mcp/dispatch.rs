@@ -65,6 +65,8 @@ pub struct McpServer {
     instructions: String,
     changes: ChangeHub,
     sealer: StateSealer,
+    /// Serialized results that never change: `(method, era)` → the `result` JSON.
+    precomputed: std::collections::HashMap<(&'static str, Era), Arc<str>>,
 }
 
 impl std::fmt::Debug for McpServer {
@@ -108,7 +110,7 @@ impl McpServerBuilder {
         if !self.resources.is_empty() || !self.prompts.is_empty() {
             capabilities["completions"] = json!({});
         }
-        Arc::new(McpServer {
+        let mut server = McpServer {
             tools: self.tools,
             resources: self.resources,
             prompts: self.prompts,
@@ -119,7 +121,10 @@ impl McpServerBuilder {
                 .unwrap_or_else(|| DEFAULT_INSTRUCTIONS.to_owned()),
             changes: self.changes,
             sealer: StateSealer::random().expect("the OS random generator is needed at start"),
-        })
+            precomputed: std::collections::HashMap::new(),
+        };
+        server.precompute();
+        Arc::new(server)
     }
 }
 
@@ -191,6 +196,59 @@ impl McpServer {
             "serverInfo": self.server_info,
             "instructions": self.instructions,
         })
+    }
+
+    /// Serializes, once, the results that cannot change while the server runs.
+    fn precompute(&mut self) {
+        let mut lists: Vec<(&'static str, Value, Option<(u64, &'static str)>)> = vec![(
+            "tools/list",
+            json!({ "tools": self.tools.listed() }),
+            Some((TOOLS_TTL_MS, "public")),
+        )];
+        if !self.prompts.is_empty() {
+            lists.push((
+                "prompts/list",
+                json!({ "prompts": self.prompts.listed() }),
+                Some((TOOLS_TTL_MS, "public")),
+            ));
+        }
+        if !self.resources.is_empty() {
+            lists.push((
+                "resources/templates/list",
+                self.resources.templates(),
+                Some((TOOLS_TTL_MS, "public")),
+            ));
+        }
+        let mut out = std::collections::HashMap::new();
+        for (method, result, cache) in lists {
+            out.insert((method, Era::Legacy), Arc::from(result.to_string()));
+            out.insert(
+                (method, Era::Modern),
+                Arc::from(self.modern_result(result, cache).to_string()),
+            );
+        }
+        let discover = self.modern_result(self.discover(), Some((DISCOVER_TTL_MS, "public")));
+        out.insert(
+            ("server/discover", Era::Modern),
+            Arc::from(discover.to_string()),
+        );
+        self.precomputed = out;
+    }
+
+    /// The serialized `result` of `request`, if it is one that never changes (no cursor).
+    pub fn precomputed(&self, request: &Request, era: Era) -> Option<Arc<str>> {
+        if matches!(cursor_param(&request.params), Ok(Some(c)) if !c.is_empty()) {
+            return None;
+        }
+        let method = crate::observability::metrics::KNOWN_METHODS
+            .iter()
+            .find(|m| **m == request.method)?;
+        self.precomputed.get(&(*method, era)).cloned()
+    }
+
+    /// Whether `method` may emit messages before its result (and so needs its own task).
+    pub fn may_stream(method: &str) -> bool {
+        matches!(method, "tools/call" | "prompts/get")
     }
 
     fn require_resources(&self) -> Result<&Resources, RpcError> {

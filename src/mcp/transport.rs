@@ -38,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::AppState;
 use crate::error::{ErrorCode, Rejection, RpcError};
-use crate::mcp::dispatch::Call;
+use crate::mcp::dispatch::{Call, McpServer};
 use crate::mcp::events;
 use crate::mcp::headers::{self, HeaderValueOf, McpHeaders};
 use crate::mcp::jsonrpc::{self, Message, Request, RequestId};
@@ -257,8 +257,31 @@ async fn run(
 ) -> Response {
     let era = call.era;
     let id = request.id.clone();
-    let method = request.method.clone();
     let note = call.note.clone();
+    // Results computed once at start (tools/list, server/discover, ...) are copied out.
+    if let Some(raw) = state.server.precomputed(&request, era) {
+        let _in_flight = call
+            .session
+            .clone()
+            .map(|s| InFlight(s, request.id.clone()));
+        let mut response = raw_success(&id, &raw, reply.framing, session_id);
+        response.extensions_mut().insert(note);
+        return response;
+    }
+    // Methods that never emit before their result run inline, without a task of their own.
+    if !McpServer::may_stream(&request.method) {
+        let _in_flight = call
+            .session
+            .clone()
+            .map(|s| InFlight(s, request.id.clone()));
+        let mut response = match state.server.handle(&request, call).await {
+            Ok(result) => success(&id, result, reply.framing, session_id),
+            Err(e) => rpc_error(Some(&id), e, era),
+        };
+        response.extensions_mut().insert(note);
+        return response;
+    }
+    let method = request.method.clone();
     let (sink, events) = events::stream();
     if reply.stream {
         call.sink = Some(sink);
@@ -627,6 +650,24 @@ fn success(id: &RequestId, result: Value, framing: Framing, session: Option<&str
     response
 }
 
+/// A success whose `result` is already serialized.
+fn raw_success(id: &RequestId, raw: &str, framing: Framing, session: Option<&str>) -> Response {
+    let id = serde_json::to_string(id).unwrap_or_else(|_| "null".into());
+    let body = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{raw}}}");
+    let mut response = match framing {
+        Framing::Json => Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .unwrap_or_else(|_| Rejection::Internal.into_response()),
+        Framing::Sse => sse_raw(&body),
+    };
+    if let Some(session) = session.and_then(|s| HeaderValue::from_str(s).ok()) {
+        response.headers_mut().insert(headers::SESSION_ID, session);
+    }
+    response
+}
+
 /// A JSON-RPC error. Errors are always JSON: they carry their own HTTP status.
 fn rpc_error(id: Option<&RequestId>, error: RpcError, era: Era) -> Response {
     let status = error.status(era);
@@ -637,6 +678,11 @@ fn rpc_error(id: Option<&RequestId>, error: RpcError, era: Era) -> Response {
 
 /// One JSON-RPC message as a one-event SSE stream.
 fn sse_single(message: &Value) -> Response {
+    sse_raw(&message.to_string())
+}
+
+/// One serialized JSON-RPC message as a one-event SSE stream.
+fn sse_raw(message: &str) -> Response {
     let body = format!("event: message\ndata: {message}\n\n");
     Response::builder()
         .status(StatusCode::OK)

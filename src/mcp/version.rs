@@ -20,7 +20,7 @@ pub enum ProtocolVersion {
 }
 
 /// The two families of revisions, which differ in lifecycle, status codes and result shape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Era {
     Legacy,
     Modern,

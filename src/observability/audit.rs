@@ -46,6 +46,11 @@ use crate::security::client_ip::client_ip;
 pub const MAX_FIELD: usize = 256;
 /// Audit events waiting for the writer, at most.
 pub const AUDIT_QUEUE: usize = 8192;
+/// The longest an audit event waits in the writer's buffer before it reaches the file.
+pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+/// Security events of one kind logged per second, at most; the rest are counted (metrics)
+/// and summarised in the next line logged, so a flood cannot flood the log.
+pub const SECURITY_LOG_PER_SECOND: u32 = 20;
 
 /// What an MCP message asked for, attached to the response for the audit event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,14 +222,29 @@ impl AuditSink {
             .unwrap_or_else(|e| e.into_inner())
             .take()?;
         Some(tokio::spawn(async move {
-            let mut out = tokio::io::BufWriter::new(file);
-            while let Some(line) = rx.recv().await {
-                let mut ok = out.write_all(line.as_bytes()).await.is_ok();
-                while let Ok(more) = rx.try_recv() {
-                    ok &= out.write_all(more.as_bytes()).await.is_ok();
-                }
-                if !ok || out.flush().await.is_err() {
-                    tracing::error!("the audit log could not be written");
+            // Lines collect in a 64 KiB buffer, written when it fills and at least every
+            // FLUSH_EVERY, so a busy server does one write per batch, not one per request.
+            let mut out = tokio::io::BufWriter::with_capacity(64 * 1024, file);
+            let mut ticker = tokio::time::interval(FLUSH_EVERY);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut dirty = false;
+            loop {
+                tokio::select! {
+                    line = rx.recv() => match line {
+                        Some(line) => {
+                            if out.write_all(line.as_bytes()).await.is_err() {
+                                tracing::error!("the audit log could not be written");
+                            }
+                            dirty = true;
+                        }
+                        None => break,
+                    },
+                    _ = ticker.tick(), if dirty => {
+                        if out.flush().await.is_err() {
+                            tracing::error!("the audit log could not be written");
+                        }
+                        dirty = false;
+                    }
                 }
             }
             let _ = out.flush().await;
@@ -294,11 +314,40 @@ impl AuditSink {
     }
 }
 
+/// Limits security-event log lines per kind and second.
+#[derive(Debug, Default)]
+pub struct LogThrottle {
+    /// kind → (start of the current second, lines logged in it, lines suppressed since the last)
+    state: Mutex<std::collections::HashMap<&'static str, (Instant, u32, u64)>>,
+}
+
+impl LogThrottle {
+    /// Whether to log an event of `kind` now; if so, how many were suppressed before it.
+    pub fn admit(&self, kind: &'static str, now: Instant) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = state.entry(kind).or_insert((now, 0, 0));
+        if now.saturating_duration_since(entry.0) >= std::time::Duration::from_secs(1) {
+            entry.0 = now;
+            entry.1 = 0;
+        }
+        if entry.1 < SECURITY_LOG_PER_SECOND {
+            entry.1 += 1;
+            let suppressed = entry.2;
+            entry.2 = 0;
+            Some(suppressed)
+        } else {
+            entry.2 += 1;
+            None
+        }
+    }
+}
+
 /// What the audit middleware needs.
 #[derive(Debug, Clone)]
 pub struct Observability {
     pub audit: Arc<AuditSink>,
     pub metrics: Arc<Metrics>,
+    throttle: Arc<LogThrottle>,
     boot: u32,
     counter: Arc<AtomicU64>,
 }
@@ -312,6 +361,7 @@ impl Observability {
         Self {
             audit,
             metrics,
+            throttle: Arc::new(LogThrottle::default()),
             boot,
             counter: Arc::new(AtomicU64::new(0)),
         }
@@ -378,15 +428,18 @@ pub async fn audit(State(obs): State<Observability>, request: Request, next: Nex
     let security = security_event(status).or(note.escape.then_some("sandbox_escape"));
     if let Some(kind) = security {
         obs.metrics.security_event(kind);
-        tracing::warn!(
-            target: "security",
-            event = kind,
-            request_id = %event.request_id,
-            client = event.client.as_deref().unwrap_or("-"),
-            path = ?event.path,
-            file_path = ?event.file_path,
-            "security event"
-        );
+        if let Some(suppressed) = obs.throttle.admit(kind, Instant::now()) {
+            tracing::warn!(
+                target: "security",
+                event = kind,
+                request_id = %event.request_id,
+                client = event.client.as_deref().unwrap_or("-"),
+                path = ?event.path,
+                file_path = ?event.file_path,
+                suppressed_before = suppressed,
+                "security event"
+            );
+        }
     }
     obs.audit.record(&event);
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -435,6 +488,25 @@ mod tests {
         assert_eq!(rfc3339(t), "2026-11-25T16:00:00.123Z");
         let leap = UNIX_EPOCH + std::time::Duration::from_secs(951_782_400);
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn security_log_lines_are_throttled_per_kind_and_the_rest_counted() {
+        let t = LogThrottle::default();
+        let now = Instant::now();
+        for _ in 0..SECURITY_LOG_PER_SECOND {
+            assert_eq!(t.admit("auth_failed", now), Some(0));
+        }
+        for _ in 0..5 {
+            assert_eq!(t.admit("auth_failed", now), None);
+        }
+        assert_eq!(t.admit("rate_limited", now), Some(0), "kinds are separate");
+        tokio::time::advance(std::time::Duration::from_secs(1)).await;
+        assert_eq!(
+            t.admit("auth_failed", Instant::now()),
+            Some(5),
+            "the next line says how many were not logged"
+        );
     }
 
     #[tokio::test]

@@ -196,7 +196,10 @@ impl RateLimiter {
     fn locate(&self, ip: IpAddr) -> (u64, MutexGuard<'_, Shard>) {
         let key = self.hasher.hash_one(self.client_key(ip));
         let i = (key % SHARDS as u64) as usize;
-        (key, self.shards[i].lock().unwrap_or_else(|e| e.into_inner()))
+        (
+            key,
+            self.shards[i].lock().unwrap_or_else(|e| e.into_inner()),
+        )
     }
 
     fn decide(&self, window: &mut Window, (bucket, elapsed): (u32, u128), count: bool) -> Decision {
