@@ -33,6 +33,9 @@ const DEFAULT_INSTRUCTIONS: &str = "Read-only access to the files in the allowed
     (paths are '<root>/<relative path>'; list_directory with '/' shows the roots) and to system \
     information.";
 
+/// `ttlMs` and `cacheScope` of a cacheable result.
+type CacheHint = (u64, &'static str);
+
 /// How long clients may cache a list: tools never change while the server runs.
 const TOOLS_TTL_MS: u64 = 300_000;
 /// Files change underneath us; a short hint.
@@ -200,7 +203,7 @@ impl McpServer {
 
     /// Serializes, once, the results that cannot change while the server runs.
     fn precompute(&mut self) {
-        let mut lists: Vec<(&'static str, Value, Option<(u64, &'static str)>)> = vec![(
+        let mut lists: Vec<(&'static str, Value, Option<CacheHint>)> = vec![(
             "tools/list",
             json!({ "tools": self.tools.listed() }),
             Some((TOOLS_TTL_MS, "public")),
