@@ -32,9 +32,22 @@ use crate::tools::registry::ToolRegistry;
 use crate::tools::sandbox::Sandbox;
 use crate::tools::{fs, system};
 
-/// What every handler and layer shares. Cloning is cheap (all `Arc`s).
+/// What every handler and layer shares: one `Arc`, so the per-request clones axum makes of
+/// every handler's state cost one atomic increment.
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// The parts of the application state.
+#[derive(Clone, Debug)]
+pub struct AppParts {
     pub server: Arc<McpServer>,
     pub sessions: Arc<SessionStore>,
     pub keys: Arc<KeyRing>,
@@ -91,7 +104,7 @@ impl AppState {
         let keys = KeyRing::new(fixed, config.keys_file.clone())
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
         let epoch = tokio::time::Instant::now();
-        Ok(Self {
+        Ok(Self(Arc::new(AppParts {
             server: McpServer::new(tools, resources),
             sessions: Arc::new(SessionStore::new(config.session_idle, config.max_sessions)),
             keys: Arc::new(keys),
@@ -109,18 +122,19 @@ impl AppState {
             shutdown: CancellationToken::new(),
             started: tokio::time::Instant::now(),
             metrics_elsewhere: config.metrics_bind.is_some(),
-        })
+        })))
     }
 
     /// Replaces the MCP server (an embedder's own tools, resources and prompts); the metrics
     /// learn the new tool names.
-    pub fn with_server(mut self, server: Arc<McpServer>) -> Self {
-        self.observability = Observability::new(
-            self.observability.audit.clone(),
+    pub fn with_server(self, server: Arc<McpServer>) -> Self {
+        let mut parts = (*self.0).clone();
+        parts.observability = Observability::new(
+            parts.observability.audit.clone(),
             Arc::new(Metrics::new(server.tool_names())),
         );
-        self.server = server;
-        self
+        parts.server = server;
+        Self(Arc::new(parts))
     }
 
     /// Puts the figures read at scrape time into the metrics.

@@ -141,10 +141,10 @@ impl Tool for Panics {
 #[tokio::test]
 async fn a_panicking_tool_is_a_generic_500_and_the_server_keeps_serving() {
     let base = Harness::new();
-    let mut state = base.state.clone();
+    let state = base.state.clone();
     let mut tools = ToolRegistry::new();
     tools.register(Panics);
-    state.server = McpServer::new(tools, Default::default());
+    let state = state.with_server(McpServer::new(tools, Default::default()));
     let h = Harness::from_state(state);
     let r = h.modern("tools/call", json!({"name": "panics"})).await;
     assert_eq!(r.status, axum::http::StatusCode::INTERNAL_SERVER_ERROR);

@@ -377,8 +377,8 @@ async fn a_missing_client_capability_is_400_with_the_required_capabilities() {
     let mut tools = ToolRegistry::new();
     tools.register(NeedsSampling);
     let base = Harness::new();
-    let mut state = base.state.clone();
-    state.server = McpServer::new(tools, Default::default());
+    let state = base.state.clone();
+    let state = state.with_server(McpServer::new(tools, Default::default()));
     let h = Harness::from_state(state);
     let call = json!({"name": "needs_sampling"});
     let r = h

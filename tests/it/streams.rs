@@ -122,18 +122,20 @@ impl Tool for AsksUser {
 
 fn harness(probe: &Probe) -> Harness {
     let base = Harness::new();
-    let mut state = base.state.clone();
+    let state = base.state.clone();
     let mut tools = ToolRegistry::new();
     tools
         .register(Slow(probe.clone()))
         .register(Chatty)
         .register(AsksUser);
-    state.server = McpServerBuilder {
-        tools,
-        list_changed: true,
-        ..McpServerBuilder::default()
-    }
-    .build();
+    let state = state.with_server(
+        McpServerBuilder {
+            tools,
+            list_changed: true,
+            ..McpServerBuilder::default()
+        }
+        .build(),
+    );
     Harness::from_state(state)
 }
 
