@@ -9,7 +9,7 @@
 //!   without the full wrapper is taken literally;
 //! - a value that is not visible ASCII is an invalid header, reported like a mismatch (-32020).
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
@@ -17,10 +17,10 @@ use serde_json::Value;
 use crate::error::RpcError;
 use crate::mcp::jsonrpc::Request;
 
-pub const PROTOCOL_VERSION: &str = "mcp-protocol-version";
-pub const METHOD: &str = "mcp-method";
-pub const NAME: &str = "mcp-name";
-pub const SESSION_ID: &str = "mcp-session-id";
+pub const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+pub const METHOD: HeaderName = HeaderName::from_static("mcp-method");
+pub const NAME: HeaderName = HeaderName::from_static("mcp-name");
+pub const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 
 /// A header that is absent, present with a usable value, or present but unreadable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +39,7 @@ pub struct McpHeaders {
     pub session_id: HeaderValueOf,
 }
 
-fn read(headers: &HeaderMap, name: &str) -> HeaderValueOf {
+fn read(headers: &HeaderMap, name: impl axum::http::header::AsHeaderName) -> HeaderValueOf {
     let mut all = headers.get_all(name).iter();
     match (all.next(), all.next()) {
         (None, _) => HeaderValueOf::Absent,
@@ -54,10 +54,10 @@ fn read(headers: &HeaderMap, name: &str) -> HeaderValueOf {
 impl McpHeaders {
     pub fn parse(headers: &HeaderMap) -> Self {
         Self {
-            protocol_version: read(headers, PROTOCOL_VERSION),
-            method: read(headers, METHOD),
-            name: read(headers, NAME),
-            session_id: read(headers, SESSION_ID),
+            protocol_version: read(headers, &PROTOCOL_VERSION),
+            method: read(headers, &METHOD),
+            name: read(headers, &NAME),
+            session_id: read(headers, &SESSION_ID),
         }
     }
 }
@@ -136,7 +136,7 @@ pub fn check_param_headers(
         let value = arguments
             .and_then(|args| param.path.iter().try_fold(args, |v, key| v.get(key)))
             .filter(|v| !v.is_null());
-        let header = match read(headers, &param.header) {
+        let header = match read(headers, param.header.as_str()) {
             HeaderValueOf::Absent => None,
             HeaderValueOf::Value(v) => Some(decode_header_text(&v)?),
             HeaderValueOf::Invalid => return Err(mismatch()),
