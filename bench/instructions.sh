@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Instructions per request under callgrind: a figure that does not move with the machine's
+# load, unlike requests per second. Runs the release binary (full stack, audit log to a file)
+# and the bare axum baseline, sends the same tools/list request N times on one connection, and
+# subtracts a run with no requests (start-up and shutdown).
+#   bash bench/instructions.sh [N]      (default 3000; needs valgrind)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-3000}
+command -v valgrind >/dev/null || { echo "instructions: valgrind is not installed"; exit 1; }
+cargo build --release --quiet --bin secure-mcp-server --example baseline
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+key=$(target/release/secure-mcp-server --generate-key | head -n 1)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+
+measure() { # requests command... → total instructions
+    local requests=$1
+    shift
+    valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" "$@" > "$work/log" 2>&1 &
+    local pid=$!
+    for _ in $(seq 1 200); do grep -q "listening on" "$work/log" && break; sleep 0.1; done
+    if [ "$requests" -gt 0 ]; then python3 bench/pipeline.py 127.0.0.1 "$port" "$requests" list "$key" > /dev/null; fi
+    kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+    callgrind_annotate "$work/cg.out" 2>/dev/null | awk '/PROGRAM TOTALS/ && !done {gsub(",", "", $1); print $1; done = 1}'
+}
+
+server=(target/release/secure-mcp-server --api-key "$key" --bind "127.0.0.1:$port" --rate-limit 1000000000 --audit-log "$work/audit.log")
+baseline=(target/release/examples/baseline "127.0.0.1:$port")
+s0=$(measure 0 "${server[@]}"); s1=$(measure "$n" "${server[@]}")
+b0=$(measure 0 "${baseline[@]}"); b1=$(measure "$n" "${baseline[@]}")
+awk -v s=$(( (s1 - s0) / n )) -v b=$(( (b1 - b0) / n )) 'BEGIN {
+    printf "instructions per tools/list request: secure-mcp-server %d, bare axum baseline %d (baseline / server = %.2f)\n", s, b, b / s }'
