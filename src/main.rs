@@ -9,12 +9,8 @@ use secure_mcp_server::config::{Cli, Command, Config, LogFormat};
 use secure_mcp_server::{check, keys, server};
 
 const EX_USAGE: u8 = 64;
-
-// The request path allocates many small, short-lived objects across threads; mimalloc
-// (Microsoft's allocator, a maintained crate) serves them with far fewer instructions than
-// glibc's malloc (measured in BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// Threads for blocking file work at most.
+const BLOCKING_THREADS: usize = 8;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -81,7 +77,13 @@ fn main() -> ExitCode {
             .init(),
     }
 
-    let runtime = match tokio::runtime::Runtime::new() {
+    // File tools run on the blocking pool; a small pool bounds the threads (and their memory)
+    // a burst of file reads can create, instead of tokio's default of 512.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("secure-mcp-server: cannot start the runtime: {e}");
