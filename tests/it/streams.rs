@@ -507,3 +507,74 @@ async fn on_shutdown_a_listen_stream_ends_with_cancelled_and_its_result() {
         7
     );
 }
+
+/// A resource source that supports subscriptions.
+struct Watched;
+
+impl secure_mcp_server::mcp::resources::ResourceProvider for Watched {
+    fn list<'a>(
+        &'a self,
+        _cursor: Option<&'a str>,
+    ) -> secure_mcp_server::mcp::resources::BoxFuture<
+        'a,
+        Result<secure_mcp_server::mcp::resources::Page, secure_mcp_server::error::RpcError>,
+    > {
+        Box::pin(async {
+            Ok((
+                vec![
+                    json!({"uri": "test://a", "name": "a"}),
+                    json!({"uri": "test://b", "name": "b"}),
+                ],
+                None,
+            ))
+        })
+    }
+    fn read<'a>(
+        &'a self,
+        uri: &'a str,
+    ) -> secure_mcp_server::mcp::resources::BoxFuture<
+        'a,
+        Result<Option<Vec<Value>>, secure_mcp_server::error::RpcError>,
+    > {
+        Box::pin(async move { Ok(Some(vec![json!({"uri": uri, "text": "x"})])) })
+    }
+    fn supports_subscribe(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn a_2025_session_gets_updates_only_for_the_resources_it_subscribed_to() {
+    let base = Harness::new();
+    let mut resources = secure_mcp_server::mcp::resources::Resources::default();
+    resources.add(Watched);
+    let state = base.state.clone().with_server(
+        McpServerBuilder {
+            resources,
+            ..McpServerBuilder::default()
+        }
+        .build(),
+    );
+    let h = Harness::from_state(state);
+    let s = h.initialize(KEY, "2025-11-25").await;
+    let r = h.legacy(KEY, Some(&s), json!({"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"test://a"}})).await;
+    assert_eq!(r.json()["result"], json!({}));
+    let mut stream = open_stream(&h, get_request(&s, None)).await;
+    let _priming = next_text(&mut stream).await;
+    h.state
+        .server
+        .changes()
+        .announce(Change::ResourceUpdated("test://b".into()));
+    h.state
+        .server
+        .changes()
+        .announce(Change::ResourceUpdated("test://a".into()));
+    let event = next_text(&mut stream).await;
+    assert!(
+        event.contains("notifications/resources/updated") && event.contains("test://a"),
+        "{event}"
+    );
+    assert!(!event.contains("test://b"));
+    let r = h.legacy(KEY, Some(&s), json!({"jsonrpc":"2.0","id":2,"method":"resources/unsubscribe","params":{"uri":"test://a"}})).await;
+    assert_eq!(r.json()["result"], json!({}));
+}
