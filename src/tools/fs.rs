@@ -62,6 +62,16 @@ fn resolve(ctx: &ToolContext, sandbox: &Sandbox, path: &str) -> Result<Target, S
     resolved
 }
 
+/// The input schema of a tool whose only argument is `path`.
+fn path_only_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": { "path": path_schema() },
+        "required": ["path"],
+        "additionalProperties": false
+    })
+}
+
 /// Runs blocking file work off the async workers; a panic there becomes a tool error.
 fn blocking<F>(work: F) -> ToolFuture
 where
@@ -201,12 +211,7 @@ impl Tool for ListDirectory {
             title: "List directory",
             description: "Lists a directory inside the allowed directories ('/' lists the roots). \
                           Entries are sorted by name; at most 1000 are returned.",
-            input_schema: json!({
-                "type": "object",
-                "properties": { "path": path_schema() },
-                "required": ["path"],
-                "additionalProperties": false
-            }),
+            input_schema: path_only_schema(),
             read_only: true,
             requires_client: &[],
         }
@@ -270,12 +275,7 @@ impl Tool for StatPath {
             title: "Stat path",
             description: "Reports the type, size, modification time (Unix seconds) and read-only flag of \
                           a file or directory inside the allowed directories.",
-            input_schema: json!({
-                "type": "object",
-                "properties": { "path": path_schema() },
-                "required": ["path"],
-                "additionalProperties": false
-            }),
+            input_schema: path_only_schema(),
             read_only: true,
             requires_client: &[],
         }
