@@ -100,7 +100,7 @@ main_addr=$server_addr main_pid=$server_pid
 MCP_LOG="info,audit=off" start_server noaudit --rate-limit 1000000000
 noaudit_addr=$server_addr
 start_server limited --rate-limit 1 --rate-window 3600
-limited_addr=$server_addr
+limited_addr=$server_addr limited_pid=$server_pid
 taskset -c "$server_core" target/release/examples/baseline > "$work/baseline.log" 2>&1 &
 pids+=($!)
 baseline_addr=$(listening "$work/baseline.log")
@@ -177,7 +177,7 @@ for spec in "${workloads[@]}"; do
     split "$spec"
     check_status "$w_addr" "$w_body" "$w_headers" "$w_status"
     pid=$main_pid
-    [ "$w_addr" = "$limited_addr" ] && pid=$(pgrep -f -- "--rate-limit 1 --rate-window 3600" | head -n 1)
+    [ "$w_addr" = "$limited_addr" ] && pid=$limited_pid
     for c in $conns_list; do
         before=$(rss_mib "$pid")
         reset_peak "$pid"
