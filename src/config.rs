@@ -302,13 +302,13 @@ pub struct Config {
 pub enum ConfigError {
     #[error("--bind: '{0}' is not an address such as 127.0.0.1:8080")]
     BadBind(String),
-    #[error("--api-key: a key is empty")]
+    #[error("a key (from --api-key, MCP_API_KEY or MCP_API_KEYS) is empty")]
     EmptyKey,
     #[error(
         "--api-key: a key has characters that cannot travel in a Bearer header (use letters, digits, - . _ ~ + /)"
     )]
     KeySyntax,
-    #[error("--api-key: the same key is given twice")]
+    #[error("the same key is given twice (--api-key, MCP_API_KEY, MCP_API_KEYS)")]
     DuplicateKey,
     #[error("--env-keys: MCP_API_KEYS is not set or holds no key")]
     EnvKeysMissing,
