@@ -347,14 +347,33 @@ fn json_logs_are_one_object_per_line() {
     });
     let log = server.drain_log();
     let mut audit = 0;
+    let mut summary = None;
     for line in log.lines() {
         let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
         if v["target"] == "audit" {
             audit += 1;
             assert_eq!(v["path"], "\"/health\"");
         }
+        if v["message"] == "resources" {
+            summary = Some(v);
+        }
     }
     assert_eq!(audit, 1);
+    // the sampler's summary line (its first comes at start): memory, CPU, sessions, clients
+    let summary = summary.expect("a resources summary line");
+    assert!(
+        summary["resident_bytes"].as_i64().is_some_and(|b| b > 0),
+        "{summary}"
+    );
+    for field in [
+        "cpu_seconds",
+        "connections",
+        "sessions",
+        "rate_limit_clients",
+        "audit_dropped",
+    ] {
+        assert!(!summary[field].is_null(), "{field} in {summary}");
+    }
 }
 
 fn tls_files(
