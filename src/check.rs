@@ -82,6 +82,15 @@ impl Probe {
         if let Some(o) = origin {
             req = req.header("origin", o);
         }
+        let (status, headers, _) = self.send(req).await?;
+        Ok((status, headers))
+    }
+
+    /// Sends a request and keeps its response for the disclosure check.
+    async fn send(
+        &mut self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, reqwest::header::HeaderMap, String), String> {
         let resp = req
             .send()
             .await
@@ -89,22 +98,14 @@ impl Probe {
         let status = resp.status();
         let headers = resp.headers().clone();
         let text = resp.text().await.unwrap_or_default();
-        self.seen.push((headers.clone(), text));
-        Ok((status, headers))
+        self.seen.push((headers.clone(), text.clone()));
+        Ok((status, headers, text))
     }
 
     async fn health(&mut self) -> Result<(), String> {
         let url = self.url.join("/health").map_err(|e| e.to_string())?;
-        let resp = self
-            .client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| format!("request failed: {e}"))?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.unwrap_or_default();
-        self.seen.push((headers, text.clone()));
+        let request = self.client.get(url);
+        let (status, _, text) = self.send(request).await?;
         if status != StatusCode::OK {
             return Err(format!("status {status}"));
         }

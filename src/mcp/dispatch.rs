@@ -26,7 +26,7 @@ use crate::mcp::resources::{Resources, cursor_param};
 use crate::mcp::session::SessionState;
 use crate::mcp::version::{Era, ProtocolVersion};
 use crate::security::auth::KeyId;
-use crate::tools::registry::{ToolContext, ToolRegistry};
+use crate::tools::registry::{ToolContext, ToolRegistry, string_param};
 
 pub const SERVER_NAME: &str = "secure-mcp-server";
 const DEFAULT_INSTRUCTIONS: &str = "Read-only access to the files in the allowed directories \
@@ -312,90 +312,84 @@ impl McpServer {
     pub async fn handle(&self, request: &Request, call: Call) -> Result<Value, RpcError> {
         let params = &request.params;
         let era = call.era;
-        let (result, cache) =
-            match (era, request.method.as_str()) {
-                (Era::Modern, "server/discover") => {
-                    (self.discover(), Some((DISCOVER_TTL_MS, "public")))
+        let (result, cache) = match (era, request.method.as_str()) {
+            (Era::Modern, "server/discover") => {
+                (self.discover(), Some((DISCOVER_TTL_MS, "public")))
+            }
+            (Era::Legacy, "ping") => (json!({}), None),
+            (Era::Legacy, "logging/setLevel") => {
+                let level = params
+                    .get("level")
+                    .and_then(Value::as_str)
+                    .and_then(LogLevel::parse)
+                    .ok_or(RpcError::InvalidParams("invalid log level".into()))?;
+                if let Some(session) = &call.session {
+                    session.set_log_level(level);
                 }
-                (Era::Legacy, "ping") => (json!({}), None),
-                (Era::Legacy, "logging/setLevel") => {
-                    let level = params
-                        .get("level")
-                        .and_then(Value::as_str)
-                        .and_then(LogLevel::parse)
-                        .ok_or(RpcError::InvalidParams("invalid log level".into()))?;
-                    if let Some(session) = &call.session {
-                        session.set_log_level(level);
+                (json!({}), None)
+            }
+            (Era::Legacy, "resources/subscribe" | "resources/unsubscribe") => {
+                self.require_resources()?;
+                if !self.supports_subscribe() {
+                    return Err(RpcError::MethodNotFound);
+                }
+                let uri = string_param(params, "uri", "a string 'uri' is required")?;
+                if let Some(session) = &call.session {
+                    if request.method == "resources/subscribe" {
+                        session.subscribe(uri);
+                    } else {
+                        session.unsubscribe(uri);
                     }
-                    (json!({}), None)
                 }
-                (Era::Legacy, "resources/subscribe" | "resources/unsubscribe") => {
-                    self.require_resources()?;
-                    if !self.supports_subscribe() {
-                        return Err(RpcError::MethodNotFound);
-                    }
-                    let uri = params
-                        .get("uri")
-                        .and_then(Value::as_str)
-                        .ok_or(RpcError::InvalidParams("a string 'uri' is required".into()))?;
-                    if let Some(session) = &call.session {
-                        if request.method == "resources/subscribe" {
-                            session.subscribe(uri);
-                        } else {
-                            session.unsubscribe(uri);
-                        }
-                    }
-                    (json!({}), None)
-                }
-                (_, "tools/list") => {
-                    first_page_only(params)?;
-                    (
-                        json!({ "tools": self.tools.listed() }),
-                        Some((TOOLS_TTL_MS, "public")),
-                    )
-                }
-                (_, "tools/call") => {
-                    let ctx = self.context(request, &call)?;
-                    (self.tools.call(params, ctx, &self.sealer).await?, None)
-                }
-                (_, "resources/list") => {
-                    let cursor = cursor_param(params)?;
-                    (
-                        self.require_resources()?.list(cursor).await?,
-                        Some((FILES_TTL_MS, "private")),
-                    )
-                }
-                (_, "resources/templates/list") => {
-                    first_page_only(params)?;
-                    (
-                        self.require_resources()?.templates(),
-                        Some((TOOLS_TTL_MS, "public")),
-                    )
-                }
-                (_, "resources/read") => {
-                    let uri = params.get("uri").and_then(Value::as_str).ok_or(
-                        RpcError::InvalidParams("resources/read needs a string 'uri'".into()),
-                    )?;
-                    (
-                        self.require_resources()?.read(uri).await?,
-                        Some((FILES_TTL_MS, "private")),
-                    )
-                }
-                (_, "prompts/list") => {
-                    first_page_only(params)?;
-                    (
-                        json!({ "prompts": self.require_prompts()?.listed() }),
-                        Some((TOOLS_TTL_MS, "public")),
-                    )
-                }
-                (_, "prompts/get") => {
-                    let prompts = self.require_prompts()?;
-                    let ctx = self.context(request, &call)?;
-                    (prompts.get(params, ctx, &self.sealer).await?, None)
-                }
-                (_, "completion/complete") => (self.complete(params)?, None),
-                _ => return Err(RpcError::MethodNotFound),
-            };
+                (json!({}), None)
+            }
+            (_, "tools/list") => {
+                first_page_only(params)?;
+                (
+                    json!({ "tools": self.tools.listed() }),
+                    Some((TOOLS_TTL_MS, "public")),
+                )
+            }
+            (_, "tools/call") => {
+                let ctx = self.context(request, &call)?;
+                (self.tools.call(params, ctx, &self.sealer).await?, None)
+            }
+            (_, "resources/list") => {
+                let cursor = cursor_param(params)?;
+                (
+                    self.require_resources()?.list(cursor).await?,
+                    Some((FILES_TTL_MS, "private")),
+                )
+            }
+            (_, "resources/templates/list") => {
+                first_page_only(params)?;
+                (
+                    self.require_resources()?.templates(),
+                    Some((TOOLS_TTL_MS, "public")),
+                )
+            }
+            (_, "resources/read") => {
+                let uri = string_param(params, "uri", "resources/read needs a string 'uri'")?;
+                (
+                    self.require_resources()?.read(uri).await?,
+                    Some((FILES_TTL_MS, "private")),
+                )
+            }
+            (_, "prompts/list") => {
+                first_page_only(params)?;
+                (
+                    json!({ "prompts": self.require_prompts()?.listed() }),
+                    Some((TOOLS_TTL_MS, "public")),
+                )
+            }
+            (_, "prompts/get") => {
+                let prompts = self.require_prompts()?;
+                let ctx = self.context(request, &call)?;
+                (prompts.get(params, ctx, &self.sealer).await?, None)
+            }
+            (_, "completion/complete") => (self.complete(params)?, None),
+            _ => return Err(RpcError::MethodNotFound),
+        };
         Ok(match era {
             Era::Legacy => result,
             Era::Modern => self.modern_result(result, cache),

@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 use crate::error::RpcError;
 use crate::mcp::request_state::StateSealer;
 use crate::mcp::version::Era;
-use crate::tools::registry::{InputRequired, ToolContext, ToolError, resume};
+use crate::tools::registry::{InputRequired, ToolContext, ToolError, resume, string_param};
 
 /// Most completion values returned.
 pub const MAX_COMPLETIONS: usize = 100;
@@ -131,12 +131,7 @@ impl PromptRegistry {
         mut ctx: ToolContext,
         sealer: &StateSealer,
     ) -> Result<Value, RpcError> {
-        let name = params
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or(RpcError::InvalidParams(
-                "prompts/get needs a string 'name'".into(),
-            ))?;
+        let name = string_param(params, "name", "prompts/get needs a string 'name'")?;
         let (def, prompt) = self.find(name)?;
         let arguments = match params.get("arguments") {
             None | Some(Value::Null) => Map::new(),

@@ -184,6 +184,18 @@ pub struct InputRequired {
     pub state: Option<String>,
 }
 
+/// A required string parameter, or `-32602` with `message`.
+pub fn string_param<'a>(
+    params: &'a Map<String, Value>,
+    key: &str,
+    message: &'static str,
+) -> Result<&'a str, RpcError> {
+    params
+        .get(key)
+        .and_then(Value::as_str)
+        .ok_or(RpcError::InvalidParams(message.into()))
+}
+
 /// The client capability an input request needs.
 fn capability_for(method: &str) -> Option<&'static str> {
     match method {
@@ -478,12 +490,7 @@ impl ToolRegistry {
         mut ctx: ToolContext,
         sealer: &StateSealer,
     ) -> Result<Value, RpcError> {
-        let name = params
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or(RpcError::InvalidParams(
-                "tools/call needs a string 'name'".into(),
-            ))?;
+        let name = string_param(params, "name", "tools/call needs a string 'name'")?;
         let index = *self
             .by_name
             .get(name)
