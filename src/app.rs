@@ -197,33 +197,39 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     let client_ip = state.client_ip.clone();
     let observability = state.observability.clone();
 
-    Router::new()
+    let routes = Router::new()
         .merge(mcp)
         .route("/health", get(health))
         .fallback(not_found)
-        .with_state(state)
-        .layer(middleware::from_fn_with_state(
-            limiters,
-            rate_limit::enforce,
-        ))
-        .layer(cors)
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            limits.request_timeout,
-        ))
-        .layer(CatchPanicLayer::custom(|_| {
-            Rejection::Internal.into_response()
-        }))
-        .layer(middleware::from_fn_with_state(observability, audit::audit))
-        .layer(middleware::from_fn_with_state(
-            client_ip,
-            client_ip::resolve,
-        ))
+        .with_state(state);
+    // The outer layers wrap the router as one service (rather than `Router::layer`, which would
+    // wrap every route): a layer clones what is beneath it for each request, and beneath it
+    // is then a cheap `Router` handle instead of each route's whole endpoint tree.
+    let outer = tower::ServiceBuilder::new()
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::PROXY_AUTHORIZATION,
             header::COOKIE,
         ]))
+        .layer(middleware::from_fn_with_state(
+            client_ip,
+            client_ip::resolve,
+        ))
+        .layer(middleware::from_fn_with_state(observability, audit::audit))
+        .layer(CatchPanicLayer::custom(|_| {
+            Rejection::Internal.into_response()
+        }))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(cors)
+        .layer(middleware::from_fn_with_state(
+            limiters,
+            rate_limit::enforce,
+        ))
+        .service(routes);
+    Router::new().fallback_service(outer)
 }
 
 async fn health() -> Response {
