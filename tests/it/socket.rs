@@ -3,14 +3,9 @@
 
 use std::net::SocketAddr;
 
-use clap::Parser;
-use secure_mcp_server::app::AppState;
-use secure_mcp_server::config::{Cli, Config};
-use secure_mcp_server::server::{limits, serve};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
-use crate::support::KEY;
+use crate::support::{KEY, serve_in_process};
 
 async fn start() -> (
     SocketAddr,
@@ -20,23 +15,8 @@ async fn start() -> (
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("note.txt"), "over the wire").expect("write");
     let dir_arg = dir.path().to_string_lossy().into_owned();
-    let cli = Cli::try_parse_from([
-        "secure-mcp-server",
-        "--api-key",
-        KEY,
-        "--allow-dir",
-        &dir_arg,
-    ])
-    .expect("cli");
-    let config = Config::from_cli(cli, None).expect("config");
-    let state = AppState::from_config(&config).expect("state");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, state, limits(&config), async {
-        let _ = rx.await;
-    }));
-    (addr, tx, dir)
+    let (addr, stop) = serve_in_process(&["--api-key", KEY, "--allow-dir", &dir_arg], None).await;
+    (addr, stop, dir)
 }
 
 #[tokio::test]

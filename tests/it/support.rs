@@ -409,3 +409,31 @@ impl Drop for RunningServer {
         let _ = self.child.wait();
     }
 }
+
+/// The full stack on a real loopback socket, in this process: configured from `args` (after the
+/// program name), with `limits` if given (else the configuration's). Stops when the sender is
+/// dropped or used.
+pub async fn serve_in_process(
+    args: &[&str],
+    limits: Option<secure_mcp_server::app::Limits>,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let mut argv = vec!["secure-mcp-server"];
+    argv.extend_from_slice(args);
+    let config = Config::from_cli(Cli::try_parse_from(argv).expect("cli"), None).expect("config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let state = AppState::from_config(&config).expect("state");
+    let limits = limits.unwrap_or_else(|| secure_mcp_server::server::limits(&config));
+    tokio::spawn(secure_mcp_server::server::serve(
+        listener,
+        state,
+        limits,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    (addr, stop)
+}
