@@ -7,13 +7,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
-use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::timeout::TimeoutLayer;
+use tower_http::sensitive_headers::{SetSensitiveRequestHeaders, SetSensitiveRequestHeadersLayer};
+use tower_http::timeout::{Timeout, TimeoutLayer};
 
 use crate::config::Config;
 use crate::error::Rejection;
@@ -21,13 +19,15 @@ use crate::mcp::dispatch::McpServer;
 use crate::mcp::resources::{FileResources, Resources};
 use crate::mcp::session::SessionStore;
 use crate::mcp::transport;
-use crate::observability::audit::{self, AuditSink, Observability};
+use crate::observability::audit::{Audit, AuditSink, Observability};
 use crate::observability::metrics::Metrics;
-use crate::security::auth::{self, ApiKeys, KeyRing};
-use crate::security::client_ip::{self, ClientIpResolver};
-use crate::security::cors;
-use crate::security::origin::{self, OriginPolicy};
-use crate::security::rate_limit::{self, Limiters, RateLimiter};
+use crate::panic::{CatchPanic, CatchPanicLayer};
+use crate::policy::{PolicyLayer, PolicyService};
+use crate::security::auth::{ApiKeys, KeyRing, RequireKey};
+use crate::security::client_ip::{ClientIpResolver, ResolveClientIp};
+use crate::security::cors::{self, BrowserCors};
+use crate::security::origin::{OriginPolicy, RequireAllowedOrigin};
+use crate::security::rate_limit::{EnforceLimits, Limiters, RateLimiter};
 use crate::tools::registry::ToolRegistry;
 use crate::tools::sandbox::Sandbox;
 use crate::tools::{fs, system};
@@ -169,7 +169,7 @@ impl AppState {
 /// `/health` sits outside auth and the Origin check: uptime checks need no key, and it says
 /// only `{"status":"ok"}`. It is still rate limited. `/health/details` and `/metrics` need a
 /// key like `/mcp` (unless `--metrics-bind` serves `/metrics` on its own listener).
-pub fn router(state: AppState, limits: Limits) -> Router {
+pub fn router(state: AppState, limits: Limits) -> App {
     let mut keyed = Router::new()
         .route(
             "/mcp",
@@ -182,16 +182,12 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     if !state.metrics_elsewhere {
         keyed = keyed.route("/metrics", get(metrics));
     }
-    let mcp = keyed
-        .layer(DefaultBodyLimit::max(limits.max_body))
-        .route_layer(middleware::from_fn_with_state(
-            state.keys.clone(),
-            auth::require_key,
-        ))
-        .route_layer(middleware::from_fn_with_state(
-            state.origin.clone(),
-            origin::require_allowed_origin,
-        ));
+    let mcp = keyed.route_layer(
+        tower::ServiceBuilder::new()
+            .layer(PolicyLayer(RequireAllowedOrigin(state.origin.clone())))
+            .layer(PolicyLayer(RequireKey(state.keys.clone())))
+            .layer(DefaultBodyLimit::max(limits.max_body)),
+    );
     let limiters = state.limiters.clone();
     let cors = cors::layer(state.origin.clone());
     let client_ip = state.client_ip.clone();
@@ -203,34 +199,36 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .fallback(not_found)
         .with_state(state);
     // The outer layers wrap the router as one service (rather than `Router::layer`, which would
-    // wrap every route): a layer clones what is beneath it for each request, and beneath it
-    // is then a cheap `Router` handle instead of each route's whole endpoint tree.
-    let outer = tower::ServiceBuilder::new()
+    // wrap every route), and every layer has a named future: nothing here boxes or clones a
+    // service per request.
+    tower::ServiceBuilder::new()
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::PROXY_AUTHORIZATION,
             header::COOKIE,
         ]))
-        .layer(middleware::from_fn_with_state(
-            client_ip,
-            client_ip::resolve,
-        ))
-        .layer(middleware::from_fn_with_state(observability, audit::audit))
-        .layer(CatchPanicLayer::custom(|_| {
-            Rejection::Internal.into_response()
-        }))
+        .layer(PolicyLayer(ResolveClientIp(client_ip)))
+        .layer(PolicyLayer(Audit(observability)))
+        .layer(CatchPanicLayer)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             limits.request_timeout,
         ))
         .layer(cors)
-        .layer(middleware::from_fn_with_state(
-            limiters,
-            rate_limit::enforce,
-        ))
-        .service(routes);
-    Router::new().fallback_service(outer)
+        .layer(PolicyLayer(EnforceLimits(limiters)))
+        .service(routes)
 }
+
+/// The service [`router`] builds: every layer, outermost first, around the routes.
+pub type App = SetSensitiveRequestHeaders<
+    PolicyService<
+        ResolveClientIp,
+        PolicyService<
+            Audit,
+            CatchPanic<Timeout<BrowserCors<PolicyService<EnforceLimits, Router>>>>,
+        >,
+    >,
+>;
 
 async fn health() -> Response {
     axum::Json(serde_json::json!({ "status": "ok" })).into_response()

@@ -15,6 +15,8 @@ pub mod error;
 pub mod keys;
 pub mod mcp;
 pub mod observability;
+pub mod panic;
+pub mod policy;
 pub mod security;
 pub mod server;
 pub mod tls;

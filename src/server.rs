@@ -22,7 +22,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -31,7 +30,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
-use crate::app::{self, AppState, Limits};
+use crate::app::{self, App, AppState, Limits};
 use crate::config::Config;
 use crate::observability::metrics::{ConnectionGuard, spawn_sampler};
 use crate::security::auth::KeyRing;
@@ -228,7 +227,7 @@ pub async fn serve_with(
 async fn serve_connection<I>(
     io: I,
     peer: std::net::SocketAddr,
-    app: Router,
+    app: App,
     limits: Limits,
     watcher: Watcher,
 ) where

@@ -25,9 +25,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::Response;
 use serde::Serialize;
 use serde_json::Value;
@@ -35,10 +34,11 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::error::ErrorCode;
+use crate::error::{ErrorCode, Rejection};
 use crate::mcp::jsonrpc::Message;
 use crate::mcp::version::Era;
 use crate::observability::metrics::{Metrics, method_label};
+use crate::policy::RequestPolicy;
 use crate::security::auth::Authenticated;
 use crate::security::client_ip::client_ip;
 
@@ -372,7 +372,7 @@ impl LogThrottle {
     }
 }
 
-/// What the audit middleware needs.
+/// What the audit policy needs.
 #[derive(Debug, Clone)]
 pub struct Observability {
     pub audit: Arc<AuditSink>,
@@ -406,76 +406,106 @@ impl Observability {
     }
 }
 
-/// Middleware: one audit event per request, security events, metrics, `X-Request-Id`.
-pub async fn audit(State(obs): State<Observability>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let request_id = obs.next_id();
-    let client = client_ip(request.extensions()).map(|c| c.to_string());
-    let http_method = request.method().to_string();
-    let path = cut(request.uri().path());
-    let bytes_in = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    let mut response = next.run(request).await;
-    let latency = started.elapsed();
-    let status = response.status();
-    let ext = response.extensions();
-    let call = ext.get::<McpCall>();
-    let note = ext
-        .get::<NoteCell>()
-        .map(|n| n.lock().unwrap_or_else(|e| e.into_inner()).clone())
-        .unwrap_or_default();
-    let event = AuditEvent {
-        time: rfc3339(SystemTime::now()),
-        request_id: request_id.clone(),
-        client,
-        key_id: ext.get::<Authenticated>().map(|a| a.key_id.to_string()),
-        http_method,
-        path,
-        mcp_method: call.map(|c| c.method.clone()),
-        name: call.and_then(|c| c.name.clone()),
-        era: call.and_then(|c| c.era).map(|e| match e {
-            Era::Legacy => "2025",
-            Era::Modern => "2026",
-        }),
-        status: status.as_u16(),
-        rpc_error: ext.get::<ErrorCode>().map(|c| c.0),
-        latency_ms: latency.as_secs_f64() * 1000.0,
-        bytes_in,
-        bytes_out: axum::body::HttpBody::size_hint(response.body()).exact(),
-        outcome: outcome(status),
-        file_path: note.path.clone(),
-    };
-    let method = method_label(event.mcp_method.as_deref());
-    obs.metrics.request(event.outcome, method, latency);
-    if event.mcp_method.as_deref() == Some("tools/call")
-        && let (Some(tool), Some(error)) = (event.name.as_deref(), note.tool_error)
-    {
-        obs.metrics.tool_call(tool, error);
+/// Policy: one audit event per request, security events, metrics, `X-Request-Id`.
+#[derive(Debug, Clone)]
+pub struct Audit(pub Observability);
+
+/// What the audit notes of a request before it goes on.
+#[derive(Debug)]
+pub struct Pending {
+    obs: Observability,
+    started: Instant,
+    request_id: String,
+    client: Option<String>,
+    http_method: String,
+    path: String,
+    bytes_in: Option<u64>,
+}
+
+impl RequestPolicy for Audit {
+    type Carry = Pending;
+
+    fn before(&self, request: &mut Request) -> Result<Pending, Rejection> {
+        Ok(Pending {
+            obs: self.0.clone(),
+            started: Instant::now(),
+            request_id: self.0.next_id(),
+            client: client_ip(request.extensions()).map(|c| c.to_string()),
+            http_method: request.method().to_string(),
+            path: cut(request.uri().path()),
+            bytes_in: request
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok()),
+        })
     }
-    let security = security_event(status).or(note.escape.then_some("sandbox_escape"));
-    if let Some(kind) = security {
-        obs.metrics.security_event(kind);
-        if let Some(suppressed) = obs.throttle.admit(kind, Instant::now()) {
-            tracing::warn!(
-                target: "security",
-                event = kind,
-                request_id = %event.request_id,
-                client = event.client.as_deref().unwrap_or("-"),
-                path = ?event.path,
-                file_path = ?event.file_path,
-                suppressed_before = suppressed,
-                "security event"
-            );
+
+    fn after(pending: Pending, response: &mut Response) {
+        pending.finish(response);
+    }
+}
+
+impl Pending {
+    fn finish(self, response: &mut Response) {
+        let obs = &self.obs;
+        let latency = self.started.elapsed();
+        let status = response.status();
+        let ext = response.extensions();
+        let call = ext.get::<McpCall>();
+        let note = ext
+            .get::<NoteCell>()
+            .map(|n| n.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .unwrap_or_default();
+        let event = AuditEvent {
+            time: rfc3339(SystemTime::now()),
+            request_id: self.request_id,
+            client: self.client,
+            key_id: ext.get::<Authenticated>().map(|a| a.key_id.to_string()),
+            http_method: self.http_method,
+            path: self.path,
+            mcp_method: call.map(|c| c.method.clone()),
+            name: call.and_then(|c| c.name.clone()),
+            era: call.and_then(|c| c.era).map(|e| match e {
+                Era::Legacy => "2025",
+                Era::Modern => "2026",
+            }),
+            status: status.as_u16(),
+            rpc_error: ext.get::<ErrorCode>().map(|c| c.0),
+            latency_ms: latency.as_secs_f64() * 1000.0,
+            bytes_in: self.bytes_in,
+            bytes_out: axum::body::HttpBody::size_hint(response.body()).exact(),
+            outcome: outcome(status),
+            file_path: note.path.clone(),
+        };
+        let method = method_label(event.mcp_method.as_deref());
+        obs.metrics.request(event.outcome, method, latency);
+        if event.mcp_method.as_deref() == Some("tools/call")
+            && let (Some(tool), Some(error)) = (event.name.as_deref(), note.tool_error)
+        {
+            obs.metrics.tool_call(tool, error);
+        }
+        let security = security_event(status).or(note.escape.then_some("sandbox_escape"));
+        if let Some(kind) = security {
+            obs.metrics.security_event(kind);
+            if let Some(suppressed) = obs.throttle.admit(kind, Instant::now()) {
+                tracing::warn!(
+                    target: "security",
+                    event = kind,
+                    request_id = %event.request_id,
+                    client = event.client.as_deref().unwrap_or("-"),
+                    path = ?event.path,
+                    file_path = ?event.file_path,
+                    suppressed_before = suppressed,
+                    "security event"
+                );
+            }
+        }
+        obs.audit.record(&event);
+        if let Ok(v) = HeaderValue::from_str(&event.request_id) {
+            response.headers_mut().insert("x-request-id", v);
         }
     }
-    obs.audit.record(&event);
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert("x-request-id", v);
-    }
-    response
 }
 
 #[cfg(test)]

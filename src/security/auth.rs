@@ -1,5 +1,5 @@
 //! Bearer API keys: the only parser of the `Authorization` header, the key set, and the
-//! middleware that requires a valid key on every `/mcp` request.
+//! policy that requires a valid key on every `/mcp` request.
 //!
 //! Threat: anyone who can reach the port. Every request (POST, GET, DELETE) is checked; a
 //! session id is never a credential.
@@ -19,14 +19,14 @@
 use std::fmt;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use crate::error::Rejection;
 use crate::keys;
+use crate::policy::RequestPolicy;
 
 /// The public name of a key: what logs and sessions refer to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -199,23 +199,24 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, Rejection> {
     Ok(token)
 }
 
-/// Middleware: a request without a valid key ends here with 401.
-pub async fn require_key(
-    State(keys): State<Arc<KeyRing>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let verified = bearer_token(request.headers())
-        .and_then(|token| keys.verify(token).ok_or(Rejection::InvalidCredentials));
-    match verified {
-        Ok(key_id) => {
-            let authenticated = Authenticated { key_id };
-            request.extensions_mut().insert(authenticated.clone());
-            let mut response = next.run(request).await;
-            response.extensions_mut().insert(authenticated);
-            response
-        }
-        Err(rejection) => rejection.into_response(),
+/// Policy: a request without a valid key ends here with 401; one with a valid key carries
+/// [`Authenticated`] (the handlers read it from the request, the audit from the response).
+#[derive(Debug, Clone)]
+pub struct RequireKey(pub Arc<KeyRing>);
+
+impl RequestPolicy for RequireKey {
+    type Carry = Authenticated;
+
+    fn before(&self, request: &mut Request) -> Result<Authenticated, Rejection> {
+        let key_id = bearer_token(request.headers())
+            .and_then(|token| self.0.verify(token).ok_or(Rejection::InvalidCredentials))?;
+        let authenticated = Authenticated { key_id };
+        request.extensions_mut().insert(authenticated.clone());
+        Ok(authenticated)
+    }
+
+    fn after(authenticated: Authenticated, response: &mut Response) {
+        response.extensions_mut().insert(authenticated);
     }
 }
 

@@ -8,17 +8,19 @@
 //! obfuscated identifier) ends the walk at the last trusted hop. Without `--trusted-proxy` the
 //! headers are ignored entirely.
 //!
-//! The [`resolve`] middleware runs first and stores a [`ClientIp`]; everything after it (rate
+//! The [`ResolveClientIp`] policy runs first and stores a [`ClientIp`]; everything after it (rate
 //! limits, audit) reads that through [`client_ip`].
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{Extensions, HeaderMap};
-use axum::middleware::Next;
 use axum::response::Response;
 use ipnet::IpNet;
+
+use crate::error::Rejection;
+use crate::policy::RequestPolicy;
 
 /// The resolved client address of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +101,7 @@ fn parse_addr(s: &str) -> Option<IpAddr> {
     })
 }
 
-/// The client's address as resolved for this request (the TCP peer if no middleware ran).
+/// The client's address as resolved for this request (the TCP peer if no policy ran).
 pub fn client_ip(extensions: &Extensions) -> Option<IpAddr> {
     extensions.get::<ClientIp>().map(|c| c.0).or_else(|| {
         extensions
@@ -108,21 +110,24 @@ pub fn client_ip(extensions: &Extensions) -> Option<IpAddr> {
     })
 }
 
-/// Middleware: resolves the client address once and stores it on the request.
-pub async fn resolve(
-    State(resolver): State<Arc<ClientIpResolver>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(a)| a.ip());
-    let ip = resolver.resolve(peer, request.headers());
-    request.extensions_mut().insert(ClientIp(ip));
-    let mut response = next.run(request).await;
-    response.extensions_mut().insert(ClientIp(ip));
-    response
+/// Policy: resolves the client address once and stores it on the request.
+#[derive(Debug, Clone)]
+pub struct ResolveClientIp(pub Arc<ClientIpResolver>);
+
+impl RequestPolicy for ResolveClientIp {
+    type Carry = ();
+
+    fn before(&self, request: &mut Request) -> Result<(), Rejection> {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(a)| a.ip());
+        let ip = self.0.resolve(peer, request.headers());
+        request.extensions_mut().insert(ClientIp(ip));
+        Ok(())
+    }
+
+    fn after((): (), _: &mut Response) {}
 }
 
 #[cfg(test)]

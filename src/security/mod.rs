@@ -1,5 +1,6 @@
-//! The defences in front of the protocol. Each policy is a plain type with its own tests; the
-//! middleware around it is a thin adapter, composed in [`crate::app::router`].
+//! The defences in front of the protocol. Each policy is a plain type with its own tests; its
+//! [`RequestPolicy`](crate::policy::RequestPolicy) is a thin adapter, composed in
+//! [`crate::app::router`].
 
 pub mod auth;
 pub mod client_ip;

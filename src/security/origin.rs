@@ -18,12 +18,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use crate::error::Rejection;
+use crate::policy::RequestPolicy;
 
 /// Which `Host` values are accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,16 +149,18 @@ pub fn normalise_origin(origin: &str) -> Option<String> {
     }
 }
 
-/// Middleware: 403 for a foreign `Host` or `Origin`.
-pub async fn require_allowed_origin(
-    State(policy): State<Arc<OriginPolicy>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match policy.check(request.headers()) {
-        Ok(()) => next.run(request).await,
-        Err(rejection) => rejection.into_response(),
+/// Policy: 403 for a foreign `Host` or `Origin`.
+#[derive(Debug, Clone)]
+pub struct RequireAllowedOrigin(pub Arc<OriginPolicy>);
+
+impl RequestPolicy for RequireAllowedOrigin {
+    type Carry = ();
+
+    fn before(&self, request: &mut Request) -> Result<(), Rejection> {
+        self.0.check(request.headers())
     }
+
+    fn after((): (), _: &mut Response) {}
 }
 
 #[cfg(test)]

@@ -41,13 +41,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use tokio::time::Instant;
 
 use crate::error::Rejection;
+use crate::policy::RequestPolicy;
 use crate::security::client_ip::client_ip;
 
 /// Sub-buckets per window.
@@ -335,33 +335,44 @@ fn limited(limiter: &RateLimiter, retry_after: Duration) -> Rejection {
     .at_least_one_second()
 }
 
-/// Middleware: 429 for a client over its request budget, or one that failed authentication
-/// too often this window (even with a valid key now); counts every 401 it lets through.
-pub async fn enforce(State(limiters): State<Limiters>, request: Request, next: Next) -> Response {
-    let ip = client_ip(request.extensions()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    let now = Instant::now();
-    let refusal = match limiters.requests.check(ip, now) {
-        Decision::Limited { retry_after } => {
-            Some(("requests", limited(&limiters.requests, retry_after)))
+/// Policy: 429 for a client over its request budget, or one that failed authentication too
+/// often this window (even with a valid key now); counts every 401 it lets through.
+#[derive(Debug, Clone)]
+pub struct EnforceLimits(pub Limiters);
+
+impl RequestPolicy for EnforceLimits {
+    /// The failed-authentication limiter and the client, to count a 401.
+    type Carry = (Arc<RateLimiter>, IpAddr);
+
+    fn before(&self, request: &mut Request) -> Result<Self::Carry, Rejection> {
+        let limiters = &self.0;
+        let ip = client_ip(request.extensions()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let now = Instant::now();
+        let refusal = match limiters.requests.check(ip, now) {
+            Decision::Limited { retry_after } => {
+                Some(("requests", limited(&limiters.requests, retry_after)))
+            }
+            Decision::Allowed { .. } => match limiters.auth_failures.peek(ip, now) {
+                Decision::Limited { retry_after } => Some((
+                    "auth_failures",
+                    limited(&limiters.auth_failures, retry_after),
+                )),
+                Decision::Allowed { .. } => None,
+            },
+        };
+        if let Some((which, rejection)) = refusal {
+            // The audit layer records the security event; this says which budget ran out.
+            tracing::debug!(client = %ip, limit = which, "rate limit reached");
+            return Err(rejection);
         }
-        Decision::Allowed { .. } => match limiters.auth_failures.peek(ip, now) {
-            Decision::Limited { retry_after } => Some((
-                "auth_failures",
-                limited(&limiters.auth_failures, retry_after),
-            )),
-            Decision::Allowed { .. } => None,
-        },
-    };
-    if let Some((which, rejection)) = refusal {
-        // The audit layer records the security event; this says which budget ran out.
-        tracing::debug!(client = %ip, limit = which, "rate limit reached");
-        return rejection.into_response();
+        Ok((limiters.auth_failures.clone(), ip))
     }
-    let response = next.run(request).await;
-    if response.status() == StatusCode::UNAUTHORIZED {
-        limiters.auth_failures.check(ip, Instant::now());
+
+    fn after((auth_failures, ip): Self::Carry, response: &mut Response) {
+        if response.status() == StatusCode::UNAUTHORIZED {
+            auth_failures.check(ip, Instant::now());
+        }
     }
-    response
 }
 
 #[cfg(test)]

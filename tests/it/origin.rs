@@ -138,16 +138,7 @@ async fn cors_preflights_are_answered_without_a_key_for_allowed_origins_only() {
         "never granted to an unlisted origin"
     );
 
-    let req = Request::post("/mcp")
-        .header("host", "mcp.example.com")
-        .header("origin", "https://app.example.com")
-        .header("authorization", format!("Bearer {KEY}"))
-        .header("content-type", "application/json")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "server/discover")
-        .body(Body::from(DISCOVER))
-        .expect("req");
-    let r = h.send(req).await;
+    let r = h.send(keyed_discover(Some("https://app.example.com"))).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(
         r.header("access-control-allow-origin"),
@@ -161,6 +152,43 @@ async fn cors_preflights_are_answered_without_a_key_for_allowed_origins_only() {
         exposed.contains("mcp-session-id") && exposed.contains("www-authenticate"),
         "{exposed}"
     );
+    let with_origin = vary(&r);
+
+    // Without `Origin` (a native client) the answer has no CORS grant, and the same `Vary`, so
+    // a cache never hands one kind of answer to the other kind of request.
+    let r = h.send(keyed_discover(None)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.header("access-control-allow-origin").is_none());
+    assert!(with_origin.iter().any(|v| v == "origin"), "{with_origin:?}");
+    assert_eq!(vary(&r), with_origin);
+}
+
+/// A keyed `server/discover` to `mcp.example.com`, from a page of `origin` if given.
+fn keyed_discover(origin: Option<&str>) -> Request<Body> {
+    let mut req = Request::post("/mcp")
+        .header("host", "mcp.example.com")
+        .header("authorization", format!("Bearer {KEY}"))
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "server/discover");
+    if let Some(origin) = origin {
+        req = req.header("origin", origin);
+    }
+    req.body(Body::from(DISCOVER)).expect("req")
+}
+
+/// The names in every `Vary` header of a reply, sorted.
+fn vary(reply: &Reply) -> Vec<String> {
+    let mut names: Vec<String> = reply
+        .headers
+        .get_all("vary")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .collect();
+    names.sort();
+    names
 }
 
 #[tokio::test]

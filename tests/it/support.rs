@@ -4,12 +4,11 @@
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use clap::Parser;
 use http_body_util::BodyExt;
-use secure_mcp_server::app::{AppState, router};
+use secure_mcp_server::app::{App, AppState, router};
 use secure_mcp_server::config::{Cli, Config};
 use secure_mcp_server::server::limits;
 use serde_json::{Value, json};
@@ -69,7 +68,7 @@ pub fn populate(root: &Path, outside: &Path) {
 
 /// The real router with two keys and one allowed directory named `data`.
 pub struct Harness {
-    pub app: Router,
+    pub app: App,
     pub state: AppState,
     pub outside: tempfile::TempDir,
     _base: tempfile::TempDir,
