@@ -25,8 +25,7 @@
 
 use axum::Extension;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -117,13 +116,14 @@ fn is_json_content_type(headers: &HeaderMap) -> bool {
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
-/// `POST /mcp`.
+/// `POST /mcp`. The headers are checked before the body is read.
 pub async fn post(
     State(state): State<AppState>,
     Extension(auth): Extension<Authenticated>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: axum::extract::Request,
 ) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let headers = std::mem::take(&mut parts.headers);
     if !is_json_content_type(&headers) {
         return Rejection::UnsupportedMediaType.into_response();
     }
@@ -135,7 +135,9 @@ pub async fn post(
         framing,
         stream: accepts_sse(&headers),
     };
-    let body = match body {
+    // The body limit travels in the extensions (`DefaultBodyLimit`); the headers stay here.
+    let body = match Bytes::from_request(axum::extract::Request::from_parts(parts, body), &()).await
+    {
         Ok(b) => b,
         Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             return Rejection::PayloadTooLarge.into_response();

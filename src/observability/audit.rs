@@ -21,12 +21,14 @@
 //! and control characters, and the text log uses `Debug` formatting, which escapes them too, so
 //! a client cannot forge a log line.
 
+use std::borrow::Cow;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use serde::Serialize;
 use serde_json::Value;
@@ -103,17 +105,19 @@ pub struct CallNote {
 /// Shared between the transport (which attaches it to the response) and the tool.
 pub type NoteCell = Arc<Mutex<CallNote>>;
 
-/// One audit event.
+/// One audit event. It borrows from the request's records, so recording it allocates only the
+/// line written.
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct AuditEvent {
-    pub time: String,
-    pub request_id: String,
-    pub client: Option<String>,
-    pub key_id: Option<String>,
-    pub http_method: String,
-    pub path: String,
-    pub mcp_method: Option<String>,
-    pub name: Option<String>,
+pub struct AuditEvent<'a> {
+    pub time: Timestamp,
+    pub request_id: RequestIdent,
+    #[serde(serialize_with = "display_opt")]
+    pub client: Option<IpAddr>,
+    pub key_id: Option<&'a str>,
+    pub http_method: &'a str,
+    pub path: &'a str,
+    pub mcp_method: Option<&'a str>,
+    pub name: Option<&'a str>,
     pub era: Option<&'static str>,
     pub status: u16,
     pub rpc_error: Option<i32>,
@@ -121,7 +125,49 @@ pub struct AuditEvent {
     pub bytes_in: Option<u64>,
     pub bytes_out: Option<u64>,
     pub outcome: &'static str,
-    pub file_path: Option<String>,
+    pub file_path: Option<&'a str>,
+}
+
+fn display_opt<T: std::fmt::Display, S: serde::Serializer>(
+    value: &Option<T>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => serializer.collect_str(v),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// A request id: `BOOT-N`, a random 32-bit tag of this process in hex and a counter, so ids
+/// from two runs never collide in one log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestIdent {
+    boot: u32,
+    n: u64,
+}
+
+impl std::fmt::Display for RequestIdent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:08x}-{}", self.boot, self.n)
+    }
+}
+
+impl Serialize for RequestIdent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl RequestIdent {
+    /// As an `X-Request-Id` header value.
+    pub fn header_value(&self) -> Option<HeaderValue> {
+        use std::io::Write;
+        let mut buf = [0u8; 32];
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        write!(cursor, "{self}").ok()?;
+        let len = usize::try_from(cursor.position()).ok()?;
+        HeaderValue::from_bytes(&buf[..len]).ok()
+    }
 }
 
 /// The outcome word of a status.
@@ -147,31 +193,47 @@ pub fn security_event(status: StatusCode) -> Option<&'static str> {
     }
 }
 
-/// RFC 3339 UTC time with milliseconds. The date-and-seconds part is formatted once per second
-/// per thread and reused (formatting it costs more than the rest of an audit event).
-pub fn rfc3339(t: SystemTime) -> String {
+/// An RFC 3339 UTC time with milliseconds, `YYYY-MM-DDTHH:MM:SS.mmmZ`, kept inline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp([u8; 24]);
+
+impl Timestamp {
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// The time `t` as a [`Timestamp`]. The date-and-seconds part is formatted once per second per
+/// thread and reused (formatting it costs more than the rest of an audit event).
+pub fn rfc3339(t: SystemTime) -> Timestamp {
     thread_local! {
-        static CACHE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+        static CACHE: std::cell::Cell<(u64, [u8; 24])> = const { std::cell::Cell::new((u64::MAX, [0; 24])) };
     }
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
-    CACHE.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if cache.0 != secs {
-            let full = rfc3339_uncached(t);
-            cache.1 = full[..19].to_owned();
-            cache.0 = secs;
-        }
-        let mut out = String::with_capacity(24);
-        out.push_str(&cache.1);
-        let ms = d.subsec_millis();
-        out.push('.');
-        out.push(char::from(b'0' + (ms / 100) as u8));
-        out.push(char::from(b'0' + (ms / 10 % 10) as u8));
-        out.push(char::from(b'0' + (ms % 10) as u8));
-        out.push('Z');
-        out
-    })
+    let (cached, mut out) = CACHE.get();
+    if cached != secs {
+        let full = rfc3339_uncached(t);
+        out.copy_from_slice(&full.as_bytes()[..24]);
+        CACHE.set((secs, out));
+    }
+    let ms = d.subsec_millis();
+    out[20] = b'0' + (ms / 100) as u8;
+    out[21] = b'0' + (ms / 10 % 10) as u8;
+    out[22] = b'0' + (ms % 10) as u8;
+    Timestamp(out)
 }
 
 fn rfc3339_uncached(t: SystemTime) -> String {
@@ -317,15 +379,20 @@ impl AuditSink {
     /// Records one event.
     pub fn record(&self, event: &AuditEvent) {
         if self.to_file {
-            if let Ok(line) = serde_json::to_string(event) {
+            // An event is about 300 bytes: one allocation, no growing.
+            let mut line = Vec::with_capacity(512);
+            if serde_json::to_writer(&mut line, event).is_ok()
+                && let Ok(line) = String::from_utf8(line)
+            {
                 self.write(line);
             }
         } else {
             tracing::info!(
                 target: "audit",
+                time = event.time.as_str(),
                 request_id = %event.request_id,
-                client = event.client.as_deref().unwrap_or("-"),
-                key_id = event.key_id.as_deref().unwrap_or("-"),
+                client = %Client(event.client),
+                key_id = event.key_id.unwrap_or("-"),
                 http_method = %event.http_method,
                 path = ?event.path,
                 mcp_method = ?event.mcp_method,
@@ -397,12 +464,11 @@ impl Observability {
         }
     }
 
-    fn next_id(&self) -> String {
-        format!(
-            "{:08x}-{}",
-            self.boot,
-            self.counter.fetch_add(1, Ordering::Relaxed) + 1
-        )
+    fn next_id(&self) -> RequestIdent {
+        RequestIdent {
+            boot: self.boot,
+            n: self.counter.fetch_add(1, Ordering::Relaxed) + 1,
+        }
     }
 }
 
@@ -415,10 +481,10 @@ pub struct Audit(pub Observability);
 pub struct Pending {
     obs: Observability,
     started: Instant,
-    request_id: String,
-    client: Option<String>,
-    http_method: String,
-    path: String,
+    request_id: RequestIdent,
+    client: Option<IpAddr>,
+    http_method: Method,
+    path: Cow<'static, str>,
     bytes_in: Option<u64>,
 }
 
@@ -426,13 +492,17 @@ impl RequestPolicy for Audit {
     type Carry = Pending;
 
     fn before(&self, request: &mut Request) -> Result<Pending, Rejection> {
+        let path = match request.uri().path() {
+            "/mcp" => Cow::Borrowed("/mcp"),
+            other => Cow::Owned(cut(other)),
+        };
         Ok(Pending {
             obs: self.0.clone(),
             started: Instant::now(),
             request_id: self.0.next_id(),
-            client: client_ip(request.extensions()).map(|c| c.to_string()),
-            http_method: request.method().to_string(),
-            path: cut(request.uri().path()),
+            client: client_ip(request.extensions()),
+            http_method: request.method().clone(),
+            path,
             bytes_in: request
                 .headers()
                 .get(header::CONTENT_LENGTH)
@@ -443,6 +513,18 @@ impl RequestPolicy for Audit {
 
     fn after(pending: Pending, response: &mut Response) {
         pending.finish(response);
+    }
+}
+
+/// An optional client address as a log field (`-` when unknown).
+struct Client(Option<IpAddr>);
+
+impl std::fmt::Display for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => f.write_str("-"),
+        }
     }
 }
 
@@ -461,11 +543,11 @@ impl Pending {
             time: rfc3339(SystemTime::now()),
             request_id: self.request_id,
             client: self.client,
-            key_id: ext.get::<Authenticated>().map(|a| a.key_id.to_string()),
-            http_method: self.http_method,
-            path: self.path,
-            mcp_method: call.map(|c| c.method.clone()),
-            name: call.and_then(|c| c.name.clone()),
+            key_id: ext.get::<Authenticated>().map(|a| a.key_id.as_str()),
+            http_method: self.http_method.as_str(),
+            path: &self.path,
+            mcp_method: call.map(|c| c.method.as_str()),
+            name: call.and_then(|c| c.name.as_deref()),
             era: call.and_then(|c| c.era).map(|e| match e {
                 Era::Legacy => "2025",
                 Era::Modern => "2026",
@@ -476,12 +558,12 @@ impl Pending {
             bytes_in: self.bytes_in,
             bytes_out: axum::body::HttpBody::size_hint(response.body()).exact(),
             outcome: outcome(status),
-            file_path: note.path.clone(),
+            file_path: note.path.as_deref(),
         };
-        let method = method_label(event.mcp_method.as_deref());
-        obs.metrics.request(event.outcome, method, latency);
-        if event.mcp_method.as_deref() == Some("tools/call")
-            && let (Some(tool), Some(error)) = (event.name.as_deref(), note.tool_error)
+        obs.metrics
+            .request(event.outcome, method_label(event.mcp_method), latency);
+        if event.mcp_method == Some("tools/call")
+            && let (Some(tool), Some(error)) = (event.name, note.tool_error)
         {
             obs.metrics.tool_call(tool, error);
         }
@@ -493,7 +575,7 @@ impl Pending {
                     target: "security",
                     event = kind,
                     request_id = %event.request_id,
-                    client = event.client.as_deref().unwrap_or("-"),
+                    client = %Client(event.client),
                     path = ?event.path,
                     file_path = ?event.file_path,
                     suppressed_before = suppressed,
@@ -502,7 +584,8 @@ impl Pending {
             }
         }
         obs.audit.record(&event);
-        if let Ok(v) = HeaderValue::from_str(&event.request_id) {
+        let header = event.request_id.header_value();
+        if let Some(v) = header {
             response.headers_mut().insert("x-request-id", v);
         }
     }
@@ -551,17 +634,17 @@ mod tests {
             1_795_622_401_000,
         ] {
             let t = UNIX_EPOCH + std::time::Duration::from_millis(ms);
-            assert_eq!(rfc3339(t), rfc3339_uncached(t), "{ms}");
+            assert_eq!(rfc3339(t).as_str(), rfc3339_uncached(t), "{ms}");
         }
     }
 
     #[test]
     fn rfc3339_formats_utc_times() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(UNIX_EPOCH).as_str(), "1970-01-01T00:00:00.000Z");
         let t = UNIX_EPOCH + std::time::Duration::from_millis(1_795_622_400_123);
-        assert_eq!(rfc3339(t), "2026-11-25T16:00:00.123Z");
+        assert_eq!(rfc3339(t).as_str(), "2026-11-25T16:00:00.123Z");
         let leap = UNIX_EPOCH + std::time::Duration::from_secs(951_782_400);
-        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(leap).as_str(), "2000-02-29T00:00:00.000Z");
     }
 
     #[tokio::test(start_paused = true)]
@@ -589,11 +672,11 @@ mod tests {
         let sink = AuditSink::to_file(&dir.path().join("audit.log")).expect("open");
         let event = AuditEvent {
             time: rfc3339(SystemTime::now()),
-            request_id: "r".into(),
+            request_id: RequestIdent { boot: 1, n: 1 },
             client: None,
             key_id: None,
-            http_method: "GET".into(),
-            path: "/".into(),
+            http_method: "GET",
+            path: "/",
             mcp_method: None,
             name: None,
             era: None,

@@ -76,9 +76,12 @@ impl OriginPolicy {
         match &self.hosts {
             HostRule::Any => true,
             HostRule::List(list) => {
-                let host = host.to_ascii_lowercase();
-                let (name, _) = split_port(&host);
-                list.iter().any(|entry| *entry == host || *entry == name)
+                // Entries are lowercase, so comparing without case is comparing the lowercase
+                // host (without allocating one).
+                let (name, _) = split_port(host);
+                list.iter().any(|entry| {
+                    entry.eq_ignore_ascii_case(host) || entry.eq_ignore_ascii_case(name)
+                })
             }
         }
     }

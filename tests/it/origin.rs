@@ -138,7 +138,9 @@ async fn cors_preflights_are_answered_without_a_key_for_allowed_origins_only() {
         "never granted to an unlisted origin"
     );
 
-    let r = h.send(keyed_discover(Some("https://app.example.com"))).await;
+    let r = h
+        .send(keyed_discover(Some("https://app.example.com")))
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(
         r.header("access-control-allow-origin"),
