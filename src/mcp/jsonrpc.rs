@@ -2,8 +2,11 @@
 //! response shapes.
 //!
 //! Decisions:
-//! - The body is parsed once, into a `serde_json::Value`; serde_json's recursion limit (128)
-//!   turns an absurdly nested body into a parse error instead of a stack overflow.
+//! - The body is parsed once: the envelope into its fields, `params`, `result` and `error`
+//!   into `serde_json::Value`s; serde_json's recursion limit (128) turns an absurdly nested body
+//!   into a parse error instead of a stack overflow.
+//! - A member given twice (`"method"` twice, say) is refused as an invalid request: JSON leaves
+//!   its meaning open, and two readers could take different ones.
 //! - A JSON array (a batch) is refused: batching left MCP in 2025-06-18 and this server does not
 //!   process it for any revision (one request per POST keeps rate limits and audit exact).
 //! - A request `id` must be a string or an integer; `null`, floats and objects are invalid.
@@ -73,18 +76,56 @@ impl Invalid {
     }
 }
 
+/// The members of a JSON-RPC object this server reads. The envelope is read into fields, not a
+/// map: its member names are matched, never copied.
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(default, deserialize_with = "present")]
+    jsonrpc: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    id: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    method: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    params: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    result: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    error: Option<Value>,
+}
+
+/// A member that is present is `Some`, even when it is `null` (`"id": null` is an invalid id,
+/// not a missing one).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
 /// Parses one HTTP body into one message.
 pub fn parse(body: &[u8]) -> Result<Message, Invalid> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|_| Invalid::new(None, RpcError::Parse))?;
-    let mut object = match value {
-        Value::Object(object) => object,
-        Value::Array(_) => return Err(Invalid::new(None, RpcError::Batch)),
-        _ => return Err(Invalid::new(None, RpcError::InvalidRequest)),
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    let envelope = if first == Some(&b'{') {
+        serde_json::from_slice::<Envelope>(body).map_err(|e| {
+            // A member given twice is well-formed JSON with an ambiguous meaning: refused.
+            let error = if e.is_data() {
+                RpcError::InvalidRequest
+            } else {
+                RpcError::Parse
+            };
+            Invalid::new(None, error)
+        })?
+    } else {
+        // Not an object: say whether it is JSON at all, and whether it is a batch.
+        let value: Value =
+            serde_json::from_slice(body).map_err(|_| Invalid::new(None, RpcError::Parse))?;
+        let error = if value.is_array() {
+            RpcError::Batch
+        } else {
+            RpcError::InvalidRequest
+        };
+        return Err(Invalid::new(None, error));
     };
 
-    let raw_id = object.remove("id");
-    let id = match &raw_id {
+    let id = match &envelope.id {
         None => None,
         Some(v) => match RequestId::from_value(v) {
             Some(id) => Some(id),
@@ -93,16 +134,16 @@ pub fn parse(body: &[u8]) -> Result<Message, Invalid> {
     };
     let invalid = |id: &Option<RequestId>| Invalid::new(id.clone(), RpcError::InvalidRequest);
 
-    if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+    if envelope.jsonrpc.as_ref().and_then(Value::as_str) != Some("2.0") {
         return Err(invalid(&id));
     }
 
-    let method = match object.remove("method") {
+    let method = match envelope.method {
         Some(Value::String(m)) => Some(m),
         Some(_) => return Err(invalid(&id)),
         None => None,
     };
-    let params = match object.remove("params") {
+    let params = match envelope.params {
         None => Map::new(),
         Some(Value::Object(p)) => p,
         Some(_) => return Err(invalid(&id)),
@@ -111,10 +152,10 @@ pub fn parse(body: &[u8]) -> Result<Message, Invalid> {
     match (method, id) {
         (Some(method), Some(id)) => Ok(Message::Request(Request { id, method, params })),
         (Some(method), None) => Ok(Message::Notification(Notification { method, params })),
-        (None, Some(id)) if object.contains_key("result") || object.contains_key("error") => {
-            let outcome = match object.remove("result") {
+        (None, Some(id)) if envelope.result.is_some() || envelope.error.is_some() => {
+            let outcome = match envelope.result {
                 Some(result) => Ok(result),
-                None => Err(object.remove("error").unwrap_or(Value::Null)),
+                None => Err(envelope.error.unwrap_or(Value::Null)),
             };
             Ok(Message::Response { id, outcome })
         }
@@ -213,6 +254,24 @@ mod tests {
         assert_eq!(
             err(r#"{"jsonrpc":"2.0","id":1}"#).error,
             RpcError::InvalidRequest
+        );
+        // a member given twice, whatever the values
+        for twice in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/list"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"id":1,"method":"ping"}"#,
+            r#" {"jsonrpc":"2.0","id":1,"method":"x","params":{},"params":{}}"#,
+        ] {
+            assert_eq!(err(twice).error, RpcError::InvalidRequest, "{twice}");
+        }
+        // other members are ignored; trailing bytes are not
+        assert!(parse(br#"{"jsonrpc":"2.0","id":1,"method":"ping","x":[1,{"y":2}]}"#).is_ok());
+        assert_eq!(
+            err(r#"{"jsonrpc":"2.0","id":1,"method":"ping"} x"#).error,
+            RpcError::Parse
+        );
+        assert_eq!(
+            err(r#"{"jsonrpc":"2.0","id":1,"method":"ping""#).error,
+            RpcError::Parse
         );
     }
 

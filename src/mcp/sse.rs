@@ -17,14 +17,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::response::Response;
 use futures_util::stream;
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{Rejection, RpcError};
+use crate::error::RpcError;
 use crate::mcp::events::Change;
 use crate::mcp::session::SessionState;
 
@@ -49,13 +49,22 @@ pub fn response<G: Send + 'static>(chunks: mpsc::Receiver<Bytes>, guard: G) -> R
             .await
             .map(|chunk| (Ok::<_, Infallible>(chunk), (rx, guard)))
     });
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .header("x-accel-buffering", "no")
-        .body(Body::from_stream(body))
-        .unwrap_or_else(|_| Rejection::Internal.into_response())
+    with_stream_headers(Response::new(Body::from_stream(body)))
+}
+
+/// Tells nginx not to buffer a stream.
+static ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+
+/// Marks a response as an event stream that no cache or proxy holds back.
+pub fn with_stream_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(ACCEL_BUFFERING.clone(), HeaderValue::from_static("no"));
+    response
 }
 
 /// Aborts a task when dropped.

@@ -266,9 +266,8 @@ async fn run(
             .session
             .clone()
             .map(|s| InFlight(s, request.id.clone()));
-        let mut response = raw_success(&id, &raw, reply.framing, session_id);
-        response.extensions_mut().insert(note);
-        return response;
+        // No tool ran: nothing to note for the audit.
+        return raw_success(&id, &raw, reply.framing, session_id);
     }
     // Methods that never emit before their result run inline, without a task of their own.
     if !McpServer::may_stream(&request.method) {
@@ -654,15 +653,24 @@ fn success(id: &RequestId, result: Value, framing: Framing, session: Option<&str
 
 /// A success whose `result` is already serialized.
 fn raw_success(id: &RequestId, raw: &str, framing: Framing, session: Option<&str>) -> Response {
-    let id = serde_json::to_string(id).unwrap_or_else(|_| "null".into());
-    let body = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{raw}}}");
+    let mut message = Vec::with_capacity(raw.len() + 64);
+    message.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    if serde_json::to_writer(&mut message, id).is_err() {
+        return Rejection::Internal.into_response();
+    }
+    message.extend_from_slice(b",\"result\":");
+    message.extend_from_slice(raw.as_bytes());
+    message.push(b'}');
     let mut response = match framing {
-        Framing::Json => Response::builder()
-            .status(StatusCode::OK)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body))
-            .unwrap_or_else(|_| Rejection::Internal.into_response()),
-        Framing::Sse => sse_raw(&body),
+        Framing::Json => {
+            let mut response = Response::new(Body::from(message));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Framing::Sse => sse_raw(&message),
     };
     if let Some(session) = session.and_then(|s| HeaderValue::from_str(s).ok()) {
         response.headers_mut().insert(headers::SESSION_ID, session);
@@ -680,19 +688,16 @@ fn rpc_error(id: Option<&RequestId>, error: RpcError, era: Era) -> Response {
 
 /// One JSON-RPC message as a one-event SSE stream.
 fn sse_single(message: &Value) -> Response {
-    sse_raw(&message.to_string())
+    sse_raw(message.to_string().as_bytes())
 }
 
 /// One serialized JSON-RPC message as a one-event SSE stream.
-fn sse_raw(message: &str) -> Response {
-    let body = format!("event: message\ndata: {message}\n\n");
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .header("x-accel-buffering", "no")
-        .body(Body::from(body))
-        .unwrap_or_else(|_| Rejection::Internal.into_response())
+fn sse_raw(message: &[u8]) -> Response {
+    let mut body = Vec::with_capacity(message.len() + 24);
+    body.extend_from_slice(b"event: message\ndata: ");
+    body.extend_from_slice(message);
+    body.extend_from_slice(b"\n\n");
+    sse::with_stream_headers(Response::new(Body::from(body)))
 }
 
 #[cfg(test)]
