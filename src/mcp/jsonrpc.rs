@@ -218,61 +218,71 @@ mod tests {
 
     #[test]
     fn rejects_malformed_envelopes_with_the_right_error() {
-        assert_eq!(err("{").error, RpcError::Parse);
-        assert_eq!(err("").error, RpcError::Parse);
-        assert_eq!(err("[]").error, RpcError::Batch);
-        assert_eq!(
-            err(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#).error,
-            RpcError::Batch
-        );
-        assert_eq!(err("42").error, RpcError::InvalidRequest);
-        // null, float and object ids
-        assert_eq!(
-            err(r#"{"jsonrpc":"2.0","id":null,"method":"x"}"#).error,
-            RpcError::InvalidRequest
-        );
-        assert_eq!(
-            err(r#"{"jsonrpc":"2.0","id":1.5,"method":"x"}"#).error,
-            RpcError::InvalidRequest
-        );
-        assert_eq!(
-            err(r#"{"jsonrpc":"2.0","id":{},"method":"x"}"#).error,
-            RpcError::InvalidRequest
-        );
-        // wrong version, method type, params type: the id is kept
-        let e = err(r#"{"jsonrpc":"1.0","id":3,"method":"x"}"#);
-        assert_eq!(
-            (e.id, e.error),
-            (Some(RequestId::Number(3)), RpcError::InvalidRequest)
-        );
-        let e = err(r#"{"jsonrpc":"2.0","id":"q","method":7}"#);
-        assert_eq!(e.id, Some(RequestId::String("q".into())));
-        assert_eq!(
-            err(r#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}"#).error,
-            RpcError::InvalidRequest
-        );
-        assert_eq!(
-            err(r#"{"jsonrpc":"2.0","id":1}"#).error,
-            RpcError::InvalidRequest
-        );
-        // a member given twice, whatever the values
-        for twice in [
-            r#"{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/list"}"#,
-            r#"{"jsonrpc":"2.0","id":1,"id":1,"method":"ping"}"#,
-            r#" {"jsonrpc":"2.0","id":1,"method":"x","params":{},"params":{}}"#,
-        ] {
-            assert_eq!(err(twice).error, RpcError::InvalidRequest, "{twice}");
+        use RpcError::{Batch, InvalidRequest, Parse};
+        let n = |n| Some(RequestId::Number(n));
+        let cases: &[(&str, Option<RequestId>, RpcError)] = &[
+            ("{", None, Parse),
+            ("", None, Parse),
+            (r#"{"jsonrpc":"2.0","id":1,"method":"ping"} x"#, None, Parse),
+            (r#"{"jsonrpc":"2.0","id":1,"method":"ping""#, None, Parse),
+            ("[]", None, Batch),
+            (r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#, None, Batch),
+            ("42", None, InvalidRequest),
+            // null, float and object ids
+            (
+                r#"{"jsonrpc":"2.0","id":null,"method":"x"}"#,
+                None,
+                InvalidRequest,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1.5,"method":"x"}"#,
+                None,
+                InvalidRequest,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":{},"method":"x"}"#,
+                None,
+                InvalidRequest,
+            ),
+            // wrong version, method type, params type, no method: the id is kept
+            (
+                r#"{"jsonrpc":"1.0","id":3,"method":"x"}"#,
+                n(3),
+                InvalidRequest,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":"q","method":7}"#,
+                Some(RequestId::String("q".into())),
+                InvalidRequest,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}"#,
+                n(1),
+                InvalidRequest,
+            ),
+            (r#"{"jsonrpc":"2.0","id":1}"#, n(1), InvalidRequest),
+            // a member given twice, whatever the values
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"a","method":"b"}"#,
+                None,
+                InvalidRequest,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"id":1,"method":"ping"}"#,
+                None,
+                InvalidRequest,
+            ),
+            (
+                r#" {"jsonrpc":"2.0","id":1,"method":"x","params":{},"params":{}}"#,
+                None,
+                InvalidRequest,
+            ),
+        ];
+        for (body, id, error) in cases {
+            assert_eq!(err(body), Invalid::new(id.clone(), error.clone()), "{body}");
         }
-        // other members are ignored; trailing bytes are not
+        // other members are ignored
         assert!(parse(br#"{"jsonrpc":"2.0","id":1,"method":"ping","x":[1,{"y":2}]}"#).is_ok());
-        assert_eq!(
-            err(r#"{"jsonrpc":"2.0","id":1,"method":"ping"} x"#).error,
-            RpcError::Parse
-        );
-        assert_eq!(
-            err(r#"{"jsonrpc":"2.0","id":1,"method":"ping""#).error,
-            RpcError::Parse
-        );
     }
 
     #[test]
