@@ -1,12 +1,17 @@
 //! The application: shared state, and [`router`], which lists every layer a request passes,
 //! outermost first.
 
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::Request;
+use axum::routing::future::RouteFuture;
+use futures_util::future::{BoxFuture, Either};
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
@@ -18,11 +23,11 @@ use crate::error::Rejection;
 use crate::mcp::dispatch::McpServer;
 use crate::mcp::resources::{FileResources, Resources};
 use crate::mcp::session::SessionStore;
-use crate::mcp::transport;
+use crate::mcp::transport::{self, McpPost};
 use crate::observability::audit::{Audit, AuditSink, Observability};
 use crate::observability::metrics::Metrics;
 use crate::panic::{CatchPanic, CatchPanicLayer};
-use crate::policy::{PolicyLayer, PolicyService};
+use crate::policy::{PolicyFuture, PolicyLayer, PolicyService};
 use crate::security::auth::{ApiKeys, KeyRing, RequireKey};
 use crate::security::client_ip::{ClientIpResolver, ResolveClientIp};
 use crate::security::cors::{self, BrowserCors};
@@ -173,8 +178,7 @@ pub fn router(state: AppState, limits: Limits) -> App {
     let mut keyed = Router::new()
         .route(
             "/mcp",
-            axum::routing::post(transport::post)
-                .get(transport::get)
+            get(transport::get)
                 .delete(transport::delete)
                 .fallback(method_not_allowed),
         )
@@ -182,22 +186,36 @@ pub fn router(state: AppState, limits: Limits) -> App {
     if !state.metrics_elsewhere {
         keyed = keyed.route("/metrics", get(metrics));
     }
+    let origin = PolicyLayer(RequireAllowedOrigin(state.origin.clone()));
+    let key = PolicyLayer(RequireKey(state.keys.clone()));
     let mcp = keyed.route_layer(
         tower::ServiceBuilder::new()
-            .layer(PolicyLayer(RequireAllowedOrigin(state.origin.clone())))
-            .layer(PolicyLayer(RequireKey(state.keys.clone())))
+            .layer(origin.clone())
+            .layer(key.clone())
             .layer(DefaultBodyLimit::max(limits.max_body)),
     );
+    // `POST /mcp`, nearly every request, skips axum's routing (its boxing and cloning per
+    // request) for the same two policies around its own service.
+    let mcp_post = tower::ServiceBuilder::new()
+        .layer(origin)
+        .layer(key)
+        .service(McpPost {
+            state: state.clone(),
+            max_body: limits.max_body,
+        });
     let limiters = state.limiters.clone();
     let cors = cors::layer(state.origin.clone());
     let client_ip = state.client_ip.clone();
     let observability = state.observability.clone();
 
-    let routes = Router::new()
-        .merge(mcp)
-        .route("/health", get(health))
-        .fallback(not_found)
-        .with_state(state);
+    let routes = Routes {
+        mcp_post,
+        rest: Router::new()
+            .merge(mcp)
+            .route("/health", get(health))
+            .fallback(not_found)
+            .with_state(state),
+    };
     // The outer layers wrap the router as one service (rather than `Router::layer`, which would
     // wrap every route), and every layer has a named future: nothing here boxes or clones a
     // service per request.
@@ -225,10 +243,41 @@ pub type App = SetSensitiveRequestHeaders<
         ResolveClientIp,
         PolicyService<
             Audit,
-            CatchPanic<Timeout<BrowserCors<PolicyService<EnforceLimits, Router>>>>,
+            CatchPanic<Timeout<BrowserCors<PolicyService<EnforceLimits, Routes>>>>,
         >,
     >,
 >;
+
+/// `POST /mcp` to its own service, everything else to the axum router.
+#[derive(Debug, Clone)]
+pub struct Routes {
+    mcp_post: PolicyService<RequireAllowedOrigin, PolicyService<RequireKey, McpPost>>,
+    rest: Router,
+}
+
+impl tower::Service<Request> for Routes {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<
+        PolicyFuture<
+            RequireAllowedOrigin,
+            PolicyFuture<RequireKey, BoxFuture<'static, Result<Response, Infallible>>>,
+        >,
+        RouteFuture<Infallible>,
+    >;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if request.method() == Method::POST && request.uri().path() == "/mcp" {
+            Either::Left(self.mcp_post.call(request))
+        } else {
+            Either::Right(self.rest.call(request))
+        }
+    }
+}
 
 async fn health() -> Response {
     axum::Json(serde_json::json!({ "status": "ok" })).into_response()

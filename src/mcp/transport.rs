@@ -25,13 +25,17 @@
 
 use axum::Extension;
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, State};
+use axum::extract::State;
+use futures_util::future::BoxFuture;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tokio::time::Instant;
 
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::Poll;
 
 use tokio_util::sync::CancellationToken;
 
@@ -116,14 +120,39 @@ fn is_json_content_type(headers: &HeaderMap) -> bool {
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
-/// `POST /mcp`. The headers are checked before the body is read.
-pub async fn post(
-    State(state): State<AppState>,
-    Extension(auth): Extension<Authenticated>,
-    request: axum::extract::Request,
-) -> Response {
+/// `POST /mcp` as a service of its own: [`crate::app::router`] sends these requests here
+/// directly, past axum's routing, behind the same Origin and key policies as the other `/mcp`
+/// methods.
+#[derive(Debug, Clone)]
+pub struct McpPost {
+    pub state: AppState,
+    /// `--max-body`: a longer body is 413.
+    pub max_body: usize,
+}
+
+impl tower::Service<axum::extract::Request> for McpPost {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: axum::extract::Request) -> Self::Future {
+        let (state, max_body) = (self.state.clone(), self.max_body);
+        Box::pin(async move { Ok(post(state, request, max_body).await) })
+    }
+}
+
+/// `POST /mcp`, for a request that passed the key policy. The headers are checked before the
+/// body is read.
+async fn post(state: AppState, request: axum::extract::Request, max_body: usize) -> Response {
     let (mut parts, body) = request.into_parts();
-    let headers = std::mem::take(&mut parts.headers);
+    let Some(auth) = parts.extensions.remove::<Authenticated>() else {
+        return Rejection::Internal.into_response();
+    };
+    let headers = parts.headers;
     if !is_json_content_type(&headers) {
         return Rejection::UnsupportedMediaType.into_response();
     }
@@ -135,11 +164,9 @@ pub async fn post(
         framing,
         stream: accepts_sse(&headers),
     };
-    // The body limit travels in the extensions (`DefaultBodyLimit`); the headers stay here.
-    let body = match Bytes::from_request(axum::extract::Request::from_parts(parts, body), &()).await
-    {
-        Ok(b) => b,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+    let body = match Limited::new(body, max_body).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
             return Rejection::PayloadTooLarge.into_response();
         }
         Err(_) => return rpc_error(None, RpcError::InvalidRequest, Era::Legacy),
