@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::routing::future::RouteFuture;
-use futures_util::future::{BoxFuture, Either};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::future::RouteFuture;
 use axum::routing::get;
+use futures_util::future::{BoxFuture, Either};
 use tokio_util::sync::CancellationToken;
 use tower_http::sensitive_headers::{SetSensitiveRequestHeaders, SetSensitiveRequestHeadersLayer};
 use tower_http::timeout::{Timeout, TimeoutLayer};

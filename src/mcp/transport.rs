@@ -26,10 +26,10 @@
 use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use futures_util::future::BoxFuture;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::future::BoxFuture;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -680,12 +680,25 @@ fn success(id: &RequestId, result: Value, framing: Framing, session: Option<&str
 
 /// A success whose `result` is already serialized.
 fn raw_success(id: &RequestId, raw: &str, framing: Framing, session: Option<&str>) -> Response {
-    let mut message = Vec::with_capacity(raw.len() + 64);
-    message.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
-    if serde_json::to_writer(&mut message, id).is_err() {
-        return Rejection::Internal.into_response();
-    }
-    message.extend_from_slice(b",\"result\":");
+    const HEAD: &[u8] = b"{\"jsonrpc\":\"2.0\",\"id\":";
+    const RESULT: &[u8] = b",\"result\":";
+    let mut number = itoa::Buffer::new();
+    let quoted;
+    let id: &[u8] = match id {
+        RequestId::Number(n) => number.format(*n).as_bytes(),
+        RequestId::String(_) => match serde_json::to_vec(id) {
+            Ok(v) => {
+                quoted = v;
+                &quoted
+            }
+            Err(_) => return Rejection::Internal.into_response(),
+        },
+    };
+    // Exactly the size of the message, so the body takes the vector without another allocation.
+    let mut message = Vec::with_capacity(HEAD.len() + id.len() + RESULT.len() + raw.len() + 1);
+    message.extend_from_slice(HEAD);
+    message.extend_from_slice(id);
+    message.extend_from_slice(RESULT);
     message.extend_from_slice(raw.as_bytes());
     message.push(b'}');
     let mut response = match framing {
@@ -737,6 +750,40 @@ mod tests {
             h.append(header::ACCEPT, HeaderValue::from_str(v).expect("header"));
         }
         h
+    }
+
+    #[tokio::test]
+    async fn precomputed_results_are_framed_with_the_request_id() {
+        let raw = r#"{"tools":[{"name":"a\"b"}]}"#;
+        let ids = [
+            RequestId::Number(i64::MIN),
+            RequestId::Number(7),
+            RequestId::String(String::new()),
+            RequestId::String("q\"\\\n\u{2028}é".into()),
+        ];
+        for id in ids {
+            let expected = serde_json::json!({
+                "jsonrpc": "2.0",
+                "id": id,
+                "result": serde_json::from_str::<Value>(raw).expect("raw"),
+            });
+            let json = raw_success(&id, raw, Framing::Json, None);
+            assert_eq!(json.headers()[header::CONTENT_TYPE], "application/json");
+            let body = json.into_body().collect().await.expect("body").to_bytes();
+            let got: Value = serde_json::from_slice(&body).expect("json");
+            assert_eq!(got, expected, "{id:?}");
+
+            let sse = raw_success(&id, raw, Framing::Sse, Some("s1"));
+            assert_eq!(sse.headers()[headers::SESSION_ID], "s1");
+            let body = sse.into_body().collect().await.expect("body").to_bytes();
+            let text = std::str::from_utf8(&body).expect("utf-8");
+            let data = text
+                .strip_prefix("event: message\ndata: ")
+                .and_then(|t| t.strip_suffix("\n\n"))
+                .expect("one event");
+            let got: Value = serde_json::from_str(data).expect("json");
+            assert_eq!(got, expected, "{id:?}");
+        }
     }
 
     #[test]

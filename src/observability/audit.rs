@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use serde::Serialize;
 use serde_json::Value;
@@ -39,7 +39,7 @@ use tokio::time::Instant;
 use crate::error::{ErrorCode, Rejection};
 use crate::mcp::jsonrpc::Message;
 use crate::mcp::version::Era;
-use crate::observability::metrics::{Metrics, method_label};
+use crate::observability::metrics::{KNOWN_METHODS, Metrics, method_label};
 use crate::policy::RequestPolicy;
 use crate::security::auth::Authenticated;
 use crate::security::client_ip::client_ip;
@@ -54,10 +54,14 @@ pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(50
 /// and summarised in the next line logged, so a flood cannot flood the log.
 pub const SECURITY_LOG_PER_SECOND: u32 = 20;
 
+/// The response header that names the request's audit event.
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 /// What an MCP message asked for, attached to the response for the audit event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct McpCall {
-    pub method: String,
+    /// A method this server knows is kept without a copy.
+    pub method: Cow<'static, str>,
     /// The tool or prompt name, or the resource URI.
     pub name: Option<String>,
     pub era: Option<Era>,
@@ -74,7 +78,7 @@ impl McpCall {
             Message::Notification(n) => (&n.method, &n.params),
             Message::Response { .. } => {
                 return Some(Self {
-                    method: "response".into(),
+                    method: Cow::Borrowed("response"),
                     name: None,
                     era: None,
                 });
@@ -86,7 +90,10 @@ impl McpCall {
             .and_then(Value::as_str)
             .map(cut);
         Some(Self {
-            method: cut(method),
+            method: match KNOWN_METHODS.iter().find(|known| **known == method) {
+                Some(known) => Cow::Borrowed(*known),
+                None => Cow::Owned(cut(method)),
+            },
             name,
             era: None,
         })
@@ -234,21 +241,30 @@ impl Serialize for RequestIdent {
 }
 
 impl RequestIdent {
-    /// Appends the id (what `Display` writes, without `fmt`).
-    fn push_to(&self, out: &mut Vec<u8>) {
+    /// The id as `Display` writes it (without `fmt`), in a buffer of its own: at most 8 + 1 +
+    /// 20 bytes.
+    fn encode(&self) -> ([u8; 29], usize) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        for shift in (0..8).rev() {
-            out.push(HEX[(self.boot >> (shift * 4)) as usize & 0xf]);
+        let mut buf = [0u8; 29];
+        for (i, shift) in (0..8).rev().enumerate() {
+            buf[i] = HEX[(self.boot >> (shift * 4)) as usize & 0xf];
         }
-        out.push(b'-');
-        out.extend_from_slice(itoa::Buffer::new().format(self.n).as_bytes());
+        buf[8] = b'-';
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(self.n).as_bytes();
+        buf[9..9 + digits.len()].copy_from_slice(digits);
+        (buf, 9 + digits.len())
+    }
+
+    fn push_to(&self, out: &mut Vec<u8>) {
+        let (buf, len) = self.encode();
+        out.extend_from_slice(&buf[..len]);
     }
 
     /// As an `X-Request-Id` header value.
     pub fn header_value(&self) -> Option<HeaderValue> {
-        let mut id = Vec::with_capacity(32);
-        self.push_to(&mut id);
-        HeaderValue::from_maybe_shared(axum::body::Bytes::from(id)).ok()
+        let (buf, len) = self.encode();
+        HeaderValue::from_bytes(&buf[..len]).ok()
     }
 }
 
@@ -621,7 +637,7 @@ impl Pending {
             key_id: ext.get::<Authenticated>().map(|a| a.key_id.as_str()),
             http_method: self.http_method.as_str(),
             path: &self.path,
-            mcp_method: call.map(|c| c.method.as_str()),
+            mcp_method: call.map(|c| &*c.method),
             name: call.and_then(|c| c.name.as_deref()),
             era: call.and_then(|c| c.era).map(|e| match e {
                 Era::Legacy => "2025",
@@ -659,9 +675,8 @@ impl Pending {
             }
         }
         obs.audit.record(&event);
-        let header = event.request_id.header_value();
-        if let Some(v) = header {
-            response.headers_mut().insert("x-request-id", v);
+        if let Some(v) = event.request_id.header_value() {
+            response.headers_mut().insert(REQUEST_ID.clone(), v);
         }
     }
 }

@@ -123,7 +123,10 @@ impl RequestPolicy for ResolveClientIp {
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(a)| a.ip());
         let ip = self.0.resolve(peer, request.headers());
-        request.extensions_mut().insert(ClientIp(ip));
+        // [`client_ip`] falls back to the peer: only a forwarded address needs storing.
+        if ip != peer {
+            request.extensions_mut().insert(ClientIp(ip));
+        }
         Ok(())
     }
 
