@@ -704,7 +704,10 @@ fn raw_success(id: &RequestId, raw: &str, framing: Framing, session: Option<&str
     let mut response = match framing {
         Framing::Json => {
             let mut response = Response::new(Body::from(message));
-            response.headers_mut().insert(
+            let headers = response.headers_mut();
+            // Room for what the layers add on the way out (request id, `Vary`): one allocation.
+            headers.reserve(4);
+            headers.insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );

@@ -163,47 +163,41 @@ impl AuditEvent<'_> {
             }
             None => out.extend_from_slice(b"null"),
         }
-        json_str(&mut out, "key_id", self.key_id);
-        json_str(&mut out, "http_method", Some(self.http_method));
-        json_str(&mut out, "path", Some(self.path));
-        json_str(&mut out, "mcp_method", self.mcp_method);
-        json_str(&mut out, "name", self.name);
-        json_str(&mut out, "era", self.era);
-        json_int(&mut out, "status", Some(self.status));
-        json_int(&mut out, "rpc_error", self.rpc_error);
+        json_str(&mut out, b",\"key_id\":", self.key_id);
+        json_str(&mut out, b",\"http_method\":", Some(self.http_method));
+        json_str(&mut out, b",\"path\":", Some(self.path));
+        json_str(&mut out, b",\"mcp_method\":", self.mcp_method);
+        json_str(&mut out, b",\"name\":", self.name);
+        json_str(&mut out, b",\"era\":", self.era);
+        json_int(&mut out, b",\"status\":", Some(self.status));
+        json_int(&mut out, b",\"rpc_error\":", self.rpc_error);
         out.extend_from_slice(b",\"latency_ms\":");
         if self.latency_ms.is_finite() {
             out.extend_from_slice(ryu::Buffer::new().format_finite(self.latency_ms).as_bytes());
         } else {
             out.extend_from_slice(b"null");
         }
-        json_int(&mut out, "bytes_in", self.bytes_in);
-        json_int(&mut out, "bytes_out", self.bytes_out);
-        json_str(&mut out, "outcome", Some(self.outcome));
-        json_str(&mut out, "file_path", self.file_path);
+        json_int(&mut out, b",\"bytes_in\":", self.bytes_in);
+        json_int(&mut out, b",\"bytes_out\":", self.bytes_out);
+        json_str(&mut out, b",\"outcome\":", Some(self.outcome));
+        json_str(&mut out, b",\"file_path\":", self.file_path);
         out.extend_from_slice(b"}\n");
         out
     }
 }
 
-fn json_key(out: &mut Vec<u8>, key: &str) {
-    out.extend_from_slice(b",\"");
-    out.extend_from_slice(key.as_bytes());
-    out.extend_from_slice(b"\":");
-}
-
-/// Appends `,"key":value`, the value a JSON string (escaped by serde_json) or `null`.
-fn json_str(out: &mut Vec<u8>, key: &str, value: Option<&str>) {
-    json_key(out, key);
+/// Appends `key` (`,"name":`) and the value, a JSON string (escaped by serde_json) or `null`.
+fn json_str(out: &mut Vec<u8>, key: &[u8], value: Option<&str>) {
+    out.extend_from_slice(key);
     match value {
         Some(v) if serde_json::to_writer(&mut *out, v).is_ok() => {}
         _ => out.extend_from_slice(b"null"),
     }
 }
 
-/// Appends `,"key":value`, the value an integer or `null`.
-fn json_int<I: itoa::Integer>(out: &mut Vec<u8>, key: &str, value: Option<I>) {
-    json_key(out, key);
+/// Appends `key` (`,"name":`) and the value, an integer or `null`.
+fn json_int<I: itoa::Integer>(out: &mut Vec<u8>, key: &[u8], value: Option<I>) {
+    out.extend_from_slice(key);
     match value {
         Some(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
         None => out.extend_from_slice(b"null"),
