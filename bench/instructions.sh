@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
 # Instructions per request under callgrind: a figure that does not move with the machine's
 # load, unlike requests per second. Runs the release binary (full stack, audit log to a file)
-# and the bare axum baseline, sends the same tools/list request N times on one connection, and
-# subtracts a run with no requests (start-up and shutdown).
+# and the bare axum baseline (answering with the same result bytes), sends the same tools/list
+# request N times on one connection, and subtracts a run with no requests (start-up, shutdown).
 #   bash bench/instructions.sh [N]      (default 3000; needs valgrind)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-3000}
 command -v valgrind >/dev/null || { echo "instructions: valgrind is not installed"; exit 1; }
 cargo build --release --quiet --bin secure-mcp-server --example baseline
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# shellcheck source=../scripts/lib.sh
+. scripts/lib.sh
 key=$(target/release/secure-mcp-server --generate-key | head -n 1)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+
+# The baseline answers with the server's own tools/list result (as in bench/run.sh).
+mkdir -p "$work/data"
+target/release/secure-mcp-server --api-key "$key" --bind "127.0.0.1:$port" --allow-dir "$work/data" > "$work/first.log" 2>&1 &
+first=$!
+pids+=("$first")
+tools_list_result "$(listening "$work/first.log")" "$key" > "$work/tools_list.json"
+kill "$first"; wait "$first" 2>/dev/null || true
 
 measure() { # requests command... → total instructions
     local requests=$1
@@ -25,11 +33,11 @@ measure() { # requests command... → total instructions
     callgrind_annotate "$work/cg.out" 2>/dev/null | awk '/PROGRAM TOTALS/ && !done {gsub(",", "", $1); print $1; done = 1}'
 }
 
-server=(target/release/secure-mcp-server --api-key "$key" --bind "127.0.0.1:$port" --rate-limit 1000000000 --audit-log "$work/audit.log")
-baseline=(target/release/examples/baseline "127.0.0.1:$port")
-noaudit=(target/release/secure-mcp-server --api-key "$key" --bind "127.0.0.1:$port" --rate-limit 1000000000)
+server=(target/release/secure-mcp-server --api-key "$key" --bind "127.0.0.1:$port" --allow-dir "$work/data" --rate-limit 1000000000 --audit-log "$work/audit.log")
+baseline=(target/release/examples/baseline "127.0.0.1:$port" "$work/tools_list.json")
+noaudit=(target/release/secure-mcp-server --api-key "$key" --bind "127.0.0.1:$port" --allow-dir "$work/data" --rate-limit 1000000000)
 s0=$(measure 0 "${server[@]}"); s1=$(measure "$n" "${server[@]}")
 a0=$(MCP_LOG="info,audit=off" measure 0 "${noaudit[@]}"); a1=$(MCP_LOG="info,audit=off" measure "$n" "${noaudit[@]}")
 b0=$(measure 0 "${baseline[@]}"); b1=$(measure "$n" "${baseline[@]}")
 awk -v s=$(( (s1 - s0) / n )) -v a=$(( (a1 - a0) / n )) -v b=$(( (b1 - b0) / n )) 'BEGIN {
-    printf "instructions per tools/list request: secure-mcp-server %d (audit off: %d, the audit file costs %.1f%%), bare axum baseline %d (baseline / server = %.2f)\n", s, a, (s - a) / s * 100, b, b / s }'
+    printf "instructions per tools/list request: secure-mcp-server %d (audit off: %d, the audit file costs %.1f%%); bare axum baseline sending the same result bytes %d (baseline / server = %.2f)\n", s, a, (s - a) / s * 100, b, b / s }'

@@ -2,7 +2,8 @@
 # The load benchmark (see BENCHMARKS.md): the release binary with a realistic configuration
 # (a keys file of five keys, the audit log to a file, the rate limit raised so it is evaluated
 # but not hit), driven by wrk on loopback, server and load pinned to different cores, against
-# a minimal axum baseline built in the same run. Prints a markdown table of every figure.
+# a minimal axum baseline built in the same run that answers with the same tools/list bytes.
+# Prints a markdown table of every figure.
 #
 #   bash bench/run.sh            full run: 10 s per workload, 64 and 256 connections, then
 #                                5 alternating baseline/server pairs of 5 s for tools/list
@@ -85,9 +86,6 @@ MCP_LOG="info,audit=off" start_server noaudit --rate-limit 1000000000
 noaudit_addr=$server_addr
 start_server limited --rate-limit 1 --rate-window 3600
 limited_addr=$server_addr limited_pid=$server_pid
-taskset -c "$server_core" target/release/examples/baseline > "$work/baseline.log" 2>&1 &
-pids+=($!)
-baseline_addr=$(listening "$work/baseline.log")
 
 meta='"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}'
 body_list="{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":{$meta}}"
@@ -95,6 +93,13 @@ body_read="{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\
 body_discover="{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"server/discover\",\"params\":{$meta}}"
 body_legacy_read='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"data/file4k.txt"}}}'
 modern="Content-Type: application/json|Authorization: Bearer $key|MCP-Protocol-Version: 2026-07-28"
+
+# The baseline answers with the server's own tools/list result, so both send the same bytes.
+tools_list_result "$main_addr" "$key" > "$work/tools_list.json"
+taskset -c "$server_core" target/release/examples/baseline 127.0.0.1:0 "$work/tools_list.json" \
+    > "$work/baseline.log" 2>&1 &
+pids+=($!)
+baseline_addr=$(listening "$work/baseline.log")
 
 session=$(curl -s -D - -o /dev/null "http://$main_addr/mcp" -H "Authorization: Bearer $key" \
     -H 'Content-Type: application/json' \

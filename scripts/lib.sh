@@ -21,3 +21,12 @@ listening() {
     cat "$1" >&2
     return 1
 }
+
+# tools_list_result HOST:PORT KEY → prints the `result` of a 2026-07-28 tools/list, compact
+tools_list_result() {
+    local meta='"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}'
+    curl -sf "http://$1/mcp" -H "Authorization: Bearer $2" -H 'Content-Type: application/json' \
+        -H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/list' \
+        -d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":{$meta}}" |
+        python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)["result"], separators=(",", ":"), ensure_ascii=False))'
+}
