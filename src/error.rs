@@ -15,8 +15,10 @@
 //! specification defines in `-32020..-32099`.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::body::Bytes;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -118,15 +120,73 @@ impl Rejection {
     }
 }
 
+impl Rejection {
+    /// The place of this kind of rejection in [`REJECTION_BODIES`].
+    fn kind(&self) -> usize {
+        match self {
+            Self::MissingCredentials => 0,
+            Self::InvalidCredentials => 1,
+            Self::ForbiddenHost => 2,
+            Self::ForbiddenOrigin => 3,
+            Self::RateLimited { .. } => 4,
+            Self::NotFound => 5,
+            Self::MethodNotAllowed { .. } => 6,
+            Self::UnsupportedMediaType => 7,
+            Self::NotAcceptable => 8,
+            Self::PayloadTooLarge => 9,
+            Self::Conflict => 10,
+            Self::Internal => 11,
+        }
+    }
+
+    /// The JSON body, which depends only on the kind: serialized at its first use and shared
+    /// after that, so a flood of refusals costs no formatting.
+    fn body(&self) -> Bytes {
+        REJECTION_BODIES[self.kind()]
+            .get_or_init(|| {
+                let body = json!({
+                    "jsonrpc": "2.0",
+                    "error": { "code": self.code(), "message": self.to_string() },
+                });
+                Bytes::from(body.to_string())
+            })
+            .clone()
+    }
+}
+
+static REJECTION_BODIES: [OnceLock<Bytes>; 12] = [const { OnceLock::new() }; 12];
+static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// `"default";{a}={x};{b}={y}` (draft-ietf-httpapi-ratelimit-headers) without `fmt`.
+fn rate_limit_value(a: &[u8], x: u64, b: &[u8], y: u64) -> Option<HeaderValue> {
+    let mut out = [0u8; 64];
+    let mut len = 0;
+    let (mut xs, mut ys) = (itoa::Buffer::new(), itoa::Buffer::new());
+    for part in [
+        b"\"default\";".as_slice(),
+        a,
+        xs.format(x).as_bytes(),
+        b,
+        ys.format(y).as_bytes(),
+    ] {
+        out.get_mut(len..len + part.len())?.copy_from_slice(part);
+        len += part.len();
+    }
+    HeaderValue::from_bytes(&out[..len]).ok()
+}
+
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
-        let body = json!({
-            "jsonrpc": "2.0",
-            "error": { "code": self.code(), "message": self.to_string() },
-        });
-        let mut response = (self.status(), axum::Json(body)).into_response();
+        let mut response = Response::new(axum::body::Body::from(self.body()));
+        *response.status_mut() = self.status();
         response.extensions_mut().insert(ErrorCode(self.code()));
         let headers = response.headers_mut();
+        headers.reserve(6);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         match self {
             // RFC 6750 section 3: no `error` attribute when no credentials were sent.
             Self::MissingCredentials => {
@@ -151,15 +211,12 @@ impl IntoResponse for Rejection {
             } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
                 // draft-ietf-httpapi-ratelimit-headers: the policy, and what is left of it.
-                if let Ok(v) =
-                    HeaderValue::from_str(&format!("\"default\";q={limit};w={window_secs}"))
-                {
-                    headers.insert("ratelimit-policy", v);
+                let policy = rate_limit_value(b"q=", u64::from(limit), b";w=", window_secs);
+                if let Some(v) = policy {
+                    headers.insert(RATELIMIT_POLICY.clone(), v);
                 }
-                if let Ok(v) =
-                    HeaderValue::from_str(&format!("\"default\";r=0;t={retry_after_secs}"))
-                {
-                    headers.insert("ratelimit", v);
+                if let Some(v) = rate_limit_value(b"r=", 0, b";t=", retry_after_secs) {
+                    headers.insert(RATELIMIT.clone(), v);
                 }
             }
             _ => {}
@@ -356,9 +413,52 @@ mod tests {
             (Rejection::Conflict, 409),
             (Rejection::Internal, 500),
         ];
+        let mut kinds = std::collections::HashSet::new();
         for (rejection, status) in table {
             assert_eq!(rejection.status().as_u16(), status, "{rejection:?}");
+            assert!(
+                kinds.insert(rejection.kind()),
+                "one body per kind: {rejection:?}"
+            );
         }
+    }
+
+    #[tokio::test]
+    async fn rejection_bodies_and_headers_are_fixed_per_kind() {
+        use http_body_util::BodyExt;
+        let limited = |retry_after_secs| Rejection::RateLimited {
+            retry_after_secs,
+            limit: 100,
+            window_secs: 60,
+        };
+        // twice each: the second answer comes from the cache
+        for rejection in [
+            Rejection::NotFound,
+            Rejection::NotFound,
+            Rejection::Internal,
+            limited(7),
+            limited(59),
+        ] {
+            let response = rejection.clone().into_response();
+            assert_eq!(response.status(), rejection.status());
+            assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            let body: Value = serde_json::from_slice(&body).expect("json");
+            assert_eq!(
+                body,
+                json!({"jsonrpc": "2.0", "error": {"code": rejection.code(), "message": rejection.to_string()}})
+            );
+        }
+        let response = limited(59).into_response();
+        let h = response.headers();
+        assert_eq!(h[header::RETRY_AFTER], "59");
+        assert_eq!(h["ratelimit-policy"], "\"default\";q=100;w=60");
+        assert_eq!(h["ratelimit"], "\"default\";r=0;t=59");
     }
 
     #[test]
