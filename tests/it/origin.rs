@@ -23,6 +23,32 @@ async fn discover(h: &Harness, host: &str, origin: Option<&str>, key: Option<&st
 }
 
 #[tokio::test]
+async fn every_mcp_method_and_keyed_path_refuses_a_foreign_host() {
+    // POST /mcp has its own route past the router (`app::Routes`); the policy holds on both.
+    let h = Harness::new();
+    for (method, path) in [
+        ("POST", "/mcp"),
+        ("GET", "/mcp"),
+        ("DELETE", "/mcp"),
+        ("PUT", "/mcp"),
+        ("GET", "/health/details"),
+        ("GET", "/metrics"),
+    ] {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "evil.example.com")
+            .header("authorization", format!("Bearer {KEY}"))
+            .header("content-type", "application/json")
+            .header("mcp-session-id", "x")
+            .body(Body::from(DISCOVER))
+            .expect("req");
+        let r = h.send(request).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{method} {path}");
+    }
+}
+
+#[tokio::test]
 async fn a_foreign_origin_is_403_before_authentication() {
     let h = Harness::new();
     for key in [Some(KEY), None, Some("wrong")] {
