@@ -216,9 +216,9 @@ pub fn router(state: AppState, limits: Limits) -> App {
             .fallback(not_found)
             .with_state(state),
     };
-    // The outer layers wrap the router as one service (rather than `Router::layer`, which would
-    // wrap every route), and every layer has a named future: nothing here boxes or clones a
-    // service per request.
+    // The outer layers wrap the routes as one service (rather than `Router::layer`, which would
+    // wrap every route), and every layer has a named future: cloning the stack for a request
+    // copies `Arc`s, and no layer allocates (the one box is `POST /mcp`'s handler future).
     tower::ServiceBuilder::new()
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
