@@ -22,37 +22,38 @@ pub const METHOD: HeaderName = HeaderName::from_static("mcp-method");
 pub const NAME: HeaderName = HeaderName::from_static("mcp-name");
 pub const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 
-/// A header that is absent, present with a usable value, or present but unreadable.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HeaderValueOf {
+/// A header that is absent, present with a usable value (borrowed from the request), or present
+/// but unreadable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderValueOf<'a> {
     Absent,
-    Value(String),
+    Value(&'a str),
     Invalid,
 }
 
 /// The MCP headers of one request, parsed once.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct McpHeaders {
-    pub protocol_version: HeaderValueOf,
-    pub method: HeaderValueOf,
-    pub name: HeaderValueOf,
-    pub session_id: HeaderValueOf,
+pub struct McpHeaders<'a> {
+    pub protocol_version: HeaderValueOf<'a>,
+    pub method: HeaderValueOf<'a>,
+    pub name: HeaderValueOf<'a>,
+    pub session_id: HeaderValueOf<'a>,
 }
 
-fn read(headers: &HeaderMap, name: impl axum::http::header::AsHeaderName) -> HeaderValueOf {
+fn read(headers: &HeaderMap, name: impl axum::http::header::AsHeaderName) -> HeaderValueOf<'_> {
     let mut all = headers.get_all(name).iter();
     match (all.next(), all.next()) {
         (None, _) => HeaderValueOf::Absent,
         (Some(_), Some(_)) => HeaderValueOf::Invalid,
         (Some(v), None) => match v.to_str() {
-            Ok(s) => HeaderValueOf::Value(s.trim_matches([' ', '\t']).to_owned()),
+            Ok(s) => HeaderValueOf::Value(s.trim_matches([' ', '\t'])),
             Err(_) => HeaderValueOf::Invalid,
         },
     }
 }
 
-impl McpHeaders {
-    pub fn parse(headers: &HeaderMap) -> Self {
+impl<'a> McpHeaders<'a> {
+    pub fn parse(headers: &'a HeaderMap) -> Self {
         Self {
             protocol_version: read(headers, &PROTOCOL_VERSION),
             method: read(headers, &METHOD),
@@ -88,7 +89,7 @@ fn name_in_body(request: &Request) -> Option<Option<&str>> {
 }
 
 /// 2026-07-28: `Mcp-Method` (and `Mcp-Name` where required) are present and equal the body.
-pub fn check_modern(headers: &McpHeaders, request: &Request) -> Result<(), RpcError> {
+pub fn check_modern(headers: &McpHeaders<'_>, request: &Request) -> Result<(), RpcError> {
     match &headers.method {
         HeaderValueOf::Value(m) if *m == request.method => {}
         HeaderValueOf::Value(_) => {
@@ -138,7 +139,7 @@ pub fn check_param_headers(
             .filter(|v| !v.is_null());
         let header = match read(headers, param.header.as_str()) {
             HeaderValueOf::Absent => None,
-            HeaderValueOf::Value(v) => Some(decode_header_text(&v)?),
+            HeaderValueOf::Value(v) => Some(decode_header_text(v)?),
             HeaderValueOf::Invalid => return Err(mismatch()),
         };
         let equal = match (value, header.as_deref()) {
@@ -174,12 +175,13 @@ mod tests {
         }
     }
 
-    fn headers(pairs: &[(&'static str, &str)]) -> McpHeaders {
+    /// Parsed headers that borrow from a map kept for the rest of the test run.
+    fn headers(pairs: &[(&'static str, &str)]) -> McpHeaders<'static> {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
             h.append(*k, HeaderValue::from_str(v).expect("header"));
         }
-        McpHeaders::parse(&h)
+        McpHeaders::parse(Box::leak(Box::new(h)))
     }
 
     #[test]

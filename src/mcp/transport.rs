@@ -204,7 +204,7 @@ fn meta_of(params: &serde_json::Map<String, Value>) -> Option<&serde_json::Map<S
 }
 
 /// Picks the era of one message (see the module doc).
-pub fn select_era(headers: &McpHeaders, message: &Message) -> Era {
+pub fn select_era(headers: &McpHeaders<'_>, message: &Message) -> Era {
     match &headers.protocol_version {
         HeaderValueOf::Value(v) => match ProtocolVersion::parse(v) {
             Some(version) => version.era(),
@@ -236,7 +236,7 @@ async fn modern(
     state: &AppState,
     auth: &Authenticated,
     raw_headers: &HeaderMap,
-    headers: &McpHeaders,
+    headers: &McpHeaders<'_>,
     message: Message,
     reply: Reply,
 ) -> Response {
@@ -440,7 +440,7 @@ fn listen(state: &AppState, request: &Request) -> Response {
 }
 
 /// The 2026-07-28 request checks, in the order the module doc gives.
-pub fn check_modern_request(headers: &McpHeaders, request: &Request) -> Result<(), RpcError> {
+pub fn check_modern_request(headers: &McpHeaders<'_>, request: &Request) -> Result<(), RpcError> {
     let meta = meta_of(&request.params).ok_or(RpcError::MissingMeta(
         "io.modelcontextprotocol/protocolVersion",
     ))?;
@@ -456,7 +456,7 @@ pub fn check_modern_request(headers: &McpHeaders, request: &Request) -> Result<(
         ));
     }
     match &headers.protocol_version {
-        HeaderValueOf::Value(h) if h == meta_version => {}
+        HeaderValueOf::Value(h) if *h == meta_version => {}
         HeaderValueOf::Value(_) => {
             return Err(RpcError::HeaderMismatch(
                 "MCP-Protocol-Version does not match _meta",
@@ -487,7 +487,7 @@ pub fn check_modern_request(headers: &McpHeaders, request: &Request) -> Result<(
 async fn legacy(
     state: &AppState,
     auth: &Authenticated,
-    headers: &McpHeaders,
+    headers: &McpHeaders<'_>,
     message: Message,
     reply: Reply,
 ) -> Response {
@@ -568,7 +568,7 @@ async fn legacy(
 fn session_of(
     state: &AppState,
     auth: &Authenticated,
-    headers: &McpHeaders,
+    headers: &McpHeaders<'_>,
     now: Instant,
 ) -> Result<(ProtocolVersion, Arc<SessionState>), RpcError> {
     match &headers.session_id {
@@ -652,7 +652,7 @@ pub async fn delete(
     headers: HeaderMap,
 ) -> Response {
     let result = match McpHeaders::parse(&headers).session_id {
-        HeaderValueOf::Value(id) => state.sessions.remove(&id, &auth.key_id),
+        HeaderValueOf::Value(id) => state.sessions.remove(id, &auth.key_id),
         HeaderValueOf::Absent => Err(RpcError::SessionRequired),
         HeaderValueOf::Invalid => Err(RpcError::SessionNotFound),
     };
