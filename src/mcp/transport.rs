@@ -264,6 +264,9 @@ async fn modern(
     if request.method == "subscriptions/listen" {
         return listen(state, &request);
     }
+    if let Some(response) = precomputed(state, &request, Era::Modern, reply) {
+        return response;
+    }
     let call = Call {
         era: Era::Modern,
         caller: auth.key_id.clone(),
@@ -272,6 +275,13 @@ async fn modern(
         note: NoteCell::default(),
     };
     run(state, request, call, reply, None, None).await
+}
+
+/// A result computed once at start (`tools/list`, `server/discover`, ...), copied into the
+/// response. Nothing runs, so there is nothing to track, cancel or note for the audit.
+fn precomputed(state: &AppState, request: &Request, era: Era, reply: Reply) -> Option<Response> {
+    let raw = state.server.precomputed(request, era)?;
+    Some(raw_success(&request.id, &raw, reply.framing, None))
 }
 
 /// Runs a request: JSON if the handler emits nothing before its result, SSE otherwise (see
@@ -287,15 +297,6 @@ async fn run(
     let era = call.era;
     let id = request.id.clone();
     let note = call.note.clone();
-    // Results computed once at start (tools/list, server/discover, ...) are copied out.
-    if let Some(raw) = state.server.precomputed(&request, era) {
-        let _in_flight = call
-            .session
-            .clone()
-            .map(|s| InFlight(s, request.id.clone()));
-        // No tool ran: nothing to note for the audit.
-        return raw_success(&id, &raw, reply.framing, session_id);
-    }
     // Methods that never emit before their result run inline, without a task of their own.
     if !McpServer::may_stream(&request.method) {
         let _in_flight = call
@@ -551,6 +552,9 @@ async fn legacy(
             accepted()
         }
         Message::Request(request) => {
+            if let Some(response) = precomputed(state, &request, Era::Legacy, reply) {
+                return response;
+            }
             let cancel = session.start(&request.id);
             let call = Call {
                 era: Era::Legacy,
