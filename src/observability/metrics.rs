@@ -11,8 +11,8 @@
 //! Memory and CPU are read by a background task every [`SAMPLE_EVERY`] (never per request),
 //! which also logs a summary line every [`SUMMARY_EVERY`].
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -105,6 +105,29 @@ pub struct Metrics {
     resident_bytes: Gauge,
     cpu_seconds: Gauge<f64, AtomicU64>,
     tools: Vec<String>,
+    /// The request series' handles, taken from their families at first use: the family
+    /// lookup (a lock and a hash of the labels) is paid once per series, not per request.
+    request_series: Box<[OnceLock<Counter>]>,
+    latency_series: Box<[OnceLock<Histogram>]>,
+}
+
+/// The outcome labels (`audit::outcome`).
+const OUTCOMES: [&str; 6] = [
+    "ok",
+    "unauthorized",
+    "forbidden_origin",
+    "rate_limited",
+    "invalid",
+    "error",
+];
+/// Method labels: the known methods (`none` among them), then `other`.
+const METHOD_LABELS: usize = KNOWN_METHODS.len() + 1;
+
+fn method_index(method: &str) -> Option<usize> {
+    KNOWN_METHODS
+        .iter()
+        .chain(&["other"])
+        .position(|m| *m == method)
 }
 
 impl std::fmt::Debug for Metrics {
@@ -190,17 +213,37 @@ impl Metrics {
             resident_bytes,
             cpu_seconds,
             tools,
+            request_series: (0..OUTCOMES.len() * METHOD_LABELS)
+                .map(|_| OnceLock::new())
+                .collect(),
+            latency_series: (0..METHOD_LABELS).map(|_| OnceLock::new()).collect(),
         }
     }
 
     /// Counts one finished request.
     pub fn request(&self, outcome: &'static str, method: &'static str, latency: Duration) {
-        self.requests
-            .get_or_create(&RequestLabels { outcome, method })
+        let seconds = latency.as_secs_f64();
+        let o = OUTCOMES.iter().position(|o| *o == outcome);
+        let (Some(o), Some(m)) = (o, method_index(method)) else {
+            // Not a label of the closed sets: no cached series.
+            self.requests
+                .get_or_create(&RequestLabels { outcome, method })
+                .inc();
+            self.latency
+                .get_or_create(&MethodLabels { method })
+                .observe(seconds);
+            return;
+        };
+        self.request_series[o * METHOD_LABELS + m]
+            .get_or_init(|| {
+                self.requests
+                    .get_or_create(&RequestLabels { outcome, method })
+                    .clone()
+            })
             .inc();
-        self.latency
-            .get_or_create(&MethodLabels { method })
-            .observe(latency.as_secs_f64());
+        self.latency_series[m]
+            .get_or_init(|| self.latency.get_or_create(&MethodLabels { method }).clone())
+            .observe(seconds);
     }
 
     /// Counts one tool call (`error`: the result had `isError`).
@@ -346,6 +389,37 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("made/up"));
+    }
+
+    #[test]
+    fn every_request_series_counts_into_its_own_labels() {
+        let m = Metrics::new(vec![]);
+        let methods = KNOWN_METHODS.iter().copied().chain(["other"]);
+        for (i, method) in methods.clone().enumerate() {
+            for outcome in OUTCOMES {
+                for _ in 0..=i {
+                    m.request(outcome, method, Duration::from_millis(1));
+                }
+            }
+        }
+        // a label outside the closed sets still counts (without a cached series)
+        m.request("ok", "elsewhere", Duration::from_millis(1));
+        let text = m.render();
+        for (i, method) in methods.enumerate() {
+            for outcome in OUTCOMES {
+                let line = format!(
+                    "mcp_requests_total{{outcome=\"{outcome}\",method=\"{method}\"}} {}",
+                    i + 1
+                );
+                assert!(text.contains(&line), "{line}");
+            }
+            let count = format!(
+                "mcp_request_duration_seconds_count{{method=\"{method}\"}} {}",
+                (i + 1) * OUTCOMES.len()
+            );
+            assert!(text.contains(&count), "{count}");
+        }
+        assert!(text.contains("mcp_requests_total{outcome=\"ok\",method=\"elsewhere\"} 1"));
     }
 
     #[test]
