@@ -6,7 +6,8 @@
 # Prints a markdown table of every figure.
 #
 #   bash bench/run.sh            full run: 10 s per workload, 64 and 256 connections, then
-#                                5 alternating baseline/server pairs of 5 s for tools/list
+#                                5 alternating rounds of 5 s: baseline/server for tools/list,
+#                                tools/list/401/403/429, and audit off/on
 #   bash bench/run.sh --smoke    CI: 1 s per workload, 64 connections, no thresholds
 #
 # Installs wrk from Debian's packages if it is missing (as root).
@@ -191,7 +192,7 @@ echo
 # figure (a neighbour's burst hits one pair, not the median).
 pairs=${BENCH_PAIRS:-$([ "$smoke" = 1 ] && echo 1 || echo 5)}
 pair_secs=$([ "$smoke" = 1 ] && echo 1 || echo 5)
-median() { sort -g | awk '{v[NR] = $1} END {printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+median() { sort -g | awk '{v[NR] = $1} END {m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf (m >= 100 ? "%.0f" : "%.2f"), m}'; }
 for c in $conns_list; do
     : > "$work/rps_ratios"
     : > "$work/p99_ratios"
@@ -205,6 +206,18 @@ for c in $conns_list; do
         "req/s × $(median < "$work/rps_ratios") (median; pairs $(sort -g "$work/rps_ratios" | awk '{printf "%s%.2f", (NR > 1 ? " " : ""), $1}'))," \
         "p99 × $(median < "$work/p99_ratios") (median; pairs $(sort -g "$work/p99_ratios" | awk '{printf "%s%.2f", (NR > 1 ? " " : ""), $1}'))"
 done
+
+# --- rejections against the accepted request, in alternating rounds ---
+c=$(echo "$conns_list" | awk '{print $1}')
+for w in list 401 403 429; do : > "$work/round_$w"; done
+for _ in $(seq 1 "$pairs"); do
+    field "$(run_wrk "$main_addr" "$c" "$body_list" "$modern|Mcp-Method: tools/list" "$pair_secs")" rps >> "$work/round_list"
+    field "$(run_wrk "$main_addr" "$c" "$body_list" "Content-Type: application/json|MCP-Protocol-Version: 2026-07-28|Mcp-Method: tools/list" "$pair_secs")" rps >> "$work/round_401"
+    field "$(run_wrk "$main_addr" "$c" "$body_list" "$modern|Mcp-Method: tools/list|Origin: http://evil.example" "$pair_secs")" rps >> "$work/round_403"
+    field "$(run_wrk "$limited_addr" "$c" "$body_list" "$modern|Mcp-Method: tools/list" "$pair_secs")" rps >> "$work/round_429"
+done
+echo "- accepted tools/list and rejections in $pairs alternating rounds of ${pair_secs} s at $c connections, median req/s:" \
+    "tools/list $(median < "$work/round_list"), 401 $(median < "$work/round_401"), 403 $(median < "$work/round_403"), 429 $(median < "$work/round_429")"
 
 # --- audit on vs off, in alternating pairs like the headline ratio ---
 c=$(echo "$conns_list" | awk '{print $1}')
