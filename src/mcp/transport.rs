@@ -274,7 +274,7 @@ async fn modern(
         sink: None,
         note: NoteCell::default(),
     };
-    run(state, request, call, reply, None, None).await
+    run(state, request, call, reply, None).await
 }
 
 /// A result computed once at start (`tools/list`, `server/discover`, ...), copied into the
@@ -292,7 +292,6 @@ async fn run(
     mut call: Call,
     reply: Reply,
     cancel: Option<CancellationToken>,
-    session_id: Option<&str>,
 ) -> Response {
     let era = call.era;
     let id = request.id.clone();
@@ -304,7 +303,7 @@ async fn run(
             .clone()
             .map(|s| InFlight(s, request.id.clone()));
         let mut response = match state.server.handle(&request, call).await {
-            Ok(result) => success(&id, result, reply.framing, session_id),
+            Ok(result) => success(&id, result, reply.framing, None),
             Err(e) => rpc_error(Some(&id), e, era),
         };
         response.extensions_mut().insert(note);
@@ -329,7 +328,7 @@ async fn run(
         cancel,
     );
     let mut response = match outcomes.recv().await {
-        Some(sse::Outcome::Done(Ok(result))) => success(&id, result, reply.framing, session_id),
+        Some(sse::Outcome::Done(Ok(result))) => success(&id, result, reply.framing, None),
         Some(sse::Outcome::Done(Err(e))) => rpc_error(Some(&id), e, era),
         Some(sse::Outcome::Event(first)) => {
             let finish = move |result: Result<Value, RpcError>| match result {
@@ -563,7 +562,7 @@ async fn legacy(
                 sink: None,
                 note: NoteCell::default(),
             };
-            run(state, request, call, reply, Some(cancel), None).await
+            run(state, request, call, reply, Some(cancel)).await
         }
     }
 }

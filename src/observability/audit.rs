@@ -224,7 +224,8 @@ pub struct RequestIdent {
 
 impl std::fmt::Display for RequestIdent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:08x}-{}", self.boot, self.n)
+        let (buf, len) = self.encode();
+        f.write_str(std::str::from_utf8(&buf[..len]).map_err(|_| std::fmt::Error)?)
     }
 }
 
@@ -235,8 +236,8 @@ impl Serialize for RequestIdent {
 }
 
 impl RequestIdent {
-    /// The id as `Display` writes it (without `fmt`), in a buffer of its own: at most 8 + 1 +
-    /// 20 bytes.
+    /// The id, `BOOT-N` (8 hex digits, a dash, the counter), in a buffer of its own: at most
+    /// 8 + 1 + 20 bytes.
     fn encode(&self) -> ([u8; 29], usize) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut buf = [0u8; 29];
