@@ -33,6 +33,7 @@ use crate::security::client_ip::{ClientIpResolver, ResolveClientIp};
 use crate::security::cors::{self, BrowserCors};
 use crate::security::origin::{OriginPolicy, RequireAllowedOrigin};
 use crate::security::rate_limit::{EnforceLimits, Limiters, RateLimiter};
+use crate::security::revocation::{KeyBound, KeyBoundFuture, KeyBoundLayer};
 use crate::tools::registry::ToolRegistry;
 use crate::tools::sandbox::Sandbox;
 use crate::tools::{fs, system};
@@ -74,6 +75,12 @@ pub struct Limits {
     pub request_timeout: Duration,
     pub header_timeout: Duration,
     pub max_connections: usize,
+    /// Open connections from one client address (an IPv6 client: its prefix).
+    pub max_connections_per_ip: usize,
+    /// The IPv6 prefix length that makes one client address.
+    pub ipv6_prefix: u8,
+    /// Open event streams per key.
+    pub max_streams_per_key: usize,
     pub shutdown_timeout: Duration,
 }
 
@@ -84,6 +91,9 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             header_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            max_connections_per_ip: 64,
+            ipv6_prefix: 64,
+            max_streams_per_key: 32,
             shutdown_timeout: Duration::from_secs(10),
         }
     }
@@ -111,7 +121,11 @@ impl AppState {
         let epoch = tokio::time::Instant::now();
         Ok(Self(Arc::new(AppParts {
             server: McpServer::new(tools, resources),
-            sessions: Arc::new(SessionStore::new(config.session_idle, config.max_sessions)),
+            sessions: Arc::new(SessionStore::with_quota(
+                config.session_idle,
+                config.max_sessions,
+                config.max_sessions_per_key,
+            )),
             keys: Arc::new(keys),
             limiters: Limiters {
                 requests: Arc::new(RateLimiter::new(config.rate, epoch)),
@@ -122,7 +136,10 @@ impl AppState {
                 config.hosts.clone(),
                 config.bind.ip().is_loopback(),
             )),
-            client_ip: Arc::new(ClientIpResolver::new(config.trusted_proxies.clone())),
+            client_ip: Arc::new(ClientIpResolver::new(
+                config.trusted_proxies.clone(),
+                config.forwarded_header,
+            )),
             observability: Observability::new(Arc::new(audit), Arc::new(Metrics::new(tool_names))),
             shutdown: CancellationToken::new(),
             started: tokio::time::Instant::now(),
@@ -167,7 +184,9 @@ impl AppState {
 ///                    and a client with too many failed authentications is refused outright
 /// -- /mcp only --
 /// Origin/Host        403 for a foreign Origin or Host (DNS rebinding), before auth
-/// auth               401 + WWW-Authenticate: Bearer; inserts Authenticated { key_id }
+/// auth               401 + WWW-Authenticate: Bearer; inserts Authenticated { key_id, grant }
+/// key bound          a revoked key's requests end with 401 and its streams close; at most
+///                    --max-streams-per-key event streams per key (429)
 /// body limit         413 above --max-body
 /// transport          415 / 406 / 400 / 404 / 202 / 405, JSON or SSE
 /// ```
@@ -188,10 +207,14 @@ pub fn router(state: AppState, limits: Limits) -> App {
     }
     let origin = PolicyLayer(RequireAllowedOrigin(state.origin.clone()));
     let key = PolicyLayer(RequireKey(state.keys.clone()));
+    let key_bound = KeyBoundLayer {
+        max_streams: limits.max_streams_per_key,
+    };
     let mcp = keyed.route_layer(
         tower::ServiceBuilder::new()
             .layer(origin.clone())
             .layer(key.clone())
+            .layer(key_bound)
             .layer(DefaultBodyLimit::max(limits.max_body)),
     );
     // `POST /mcp`, nearly every request, skips axum's routing (its boxing and cloning per
@@ -199,6 +222,7 @@ pub fn router(state: AppState, limits: Limits) -> App {
     let mcp_post = tower::ServiceBuilder::new()
         .layer(origin)
         .layer(key)
+        .layer(key_bound)
         .service(McpPost {
             state: state.clone(),
             max_body: limits.max_body,
@@ -251,7 +275,7 @@ pub type App = SetSensitiveRequestHeaders<
 /// `POST /mcp` to its own service, everything else to the axum router.
 #[derive(Debug, Clone)]
 pub struct Routes {
-    mcp_post: PolicyService<RequireAllowedOrigin, PolicyService<RequireKey, McpPost>>,
+    mcp_post: PolicyService<RequireAllowedOrigin, PolicyService<RequireKey, KeyBound<McpPost>>>,
     rest: Router,
 }
 
@@ -261,7 +285,10 @@ impl tower::Service<Request> for Routes {
     type Future = Either<
         PolicyFuture<
             RequireAllowedOrigin,
-            PolicyFuture<RequireKey, BoxFuture<'static, Result<Response, Infallible>>>,
+            PolicyFuture<
+                RequireKey,
+                KeyBoundFuture<BoxFuture<'static, Result<Response, Infallible>>>,
+            >,
         >,
         RouteFuture<Infallible>,
     >;

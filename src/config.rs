@@ -20,6 +20,7 @@ use ipnet::IpNet;
 
 use crate::keys;
 use crate::security::auth::KeyId;
+use crate::security::client_ip::ForwardedHeader;
 use crate::security::origin::{self, HostRule};
 use crate::security::rate_limit::Policy as RatePolicy;
 
@@ -100,6 +101,24 @@ pub struct Cli {
     )]
     pub max_sessions: usize,
 
+    /// Most legacy sessions one key may hold at once; one more `initialize` gets 429.
+    #[arg(
+        long,
+        env = "MCP_MAX_SESSIONS_PER_KEY",
+        default_value_t = 100,
+        value_name = "N"
+    )]
+    pub max_sessions_per_key: usize,
+
+    /// Most open event streams (GET /mcp, subscriptions/listen, streamed results) per key.
+    #[arg(
+        long,
+        env = "MCP_MAX_STREAMS_PER_KEY",
+        default_value_t = 32,
+        value_name = "N"
+    )]
+    pub max_streams_per_key: usize,
+
     /// A file of accepted keys as 'id:sha256hex' lines (digests, not keys); re-read on SIGHUP.
     #[arg(long, env = "MCP_KEYS_FILE", value_name = "PATH")]
     pub keys_file: Option<PathBuf>,
@@ -158,6 +177,17 @@ pub struct Cli {
     )]
     pub trusted_proxies: Vec<String>,
 
+    /// The one forwarded header a trusted proxy writes and the server reads; the other is
+    /// ignored even when present.
+    #[arg(
+        long,
+        env = "MCP_FORWARDED_HEADER",
+        value_enum,
+        default_value_t = ForwardedHeader::XForwardedFor,
+        value_name = "HEADER"
+    )]
+    pub forwarded_header: ForwardedHeader,
+
     /// A browser origin allowed to call the server, e.g. https://app.example.com (repeatable).
     #[arg(
         long = "allow-origin",
@@ -180,7 +210,7 @@ pub struct Cli {
     #[arg(long, env = "MCP_ALLOW_ANY_HOST")]
     pub allow_any_host: bool,
 
-    /// Acknowledge serving plain HTTP on a non-loopback address (silences the warning).
+    /// Allow plain HTTP on a non-loopback address (refused without it).
     #[arg(long, env = "MCP_ALLOW_PLAINTEXT")]
     pub allow_plaintext: bool,
 
@@ -192,6 +222,16 @@ pub struct Cli {
         value_name = "N"
     )]
     pub max_connections: usize,
+
+    /// Most open connections from one client address (an IPv6 client: its prefix of
+    /// --rate-limit-ipv6-prefix bits); trusted proxies count only against --max-connections.
+    #[arg(
+        long,
+        env = "MCP_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 64,
+        value_name = "N"
+    )]
+    pub max_connections_per_ip: usize,
 
     /// Time a client has to send its request headers, in seconds.
     #[arg(
@@ -213,6 +253,10 @@ pub struct Cli {
     /// Serve /metrics without a key on this separate address (otherwise /metrics needs a key).
     #[arg(long, env = "MCP_METRICS_BIND", value_name = "ADDR")]
     pub metrics_bind: Option<String>,
+
+    /// Allow --metrics-bind on a non-loopback address (metrics are served without a key).
+    #[arg(long, env = "MCP_ALLOW_PUBLIC_METRICS")]
+    pub allow_public_metrics: bool,
 
     /// PEM certificate chain: serve HTTPS (with --tls-key).
     #[arg(long, env = "MCP_TLS_CERT", value_name = "PEM", requires = "tls_key")]
@@ -279,16 +323,18 @@ pub struct Config {
     pub request_timeout: Duration,
     pub header_timeout: Duration,
     pub max_connections: usize,
+    pub max_connections_per_ip: usize,
     pub session_idle: Duration,
     pub max_sessions: usize,
+    pub max_sessions_per_key: usize,
+    pub max_streams_per_key: usize,
     pub rate: RatePolicy,
     pub auth_failures: RatePolicy,
     pub trusted_proxies: Vec<IpNet>,
+    pub forwarded_header: ForwardedHeader,
     /// Normalised origins.
     pub allow_origins: Vec<String>,
     pub hosts: HostRule,
-    /// Serving plain HTTP off loopback without `--allow-plaintext`: warn at start.
-    pub warn_plaintext: bool,
     pub log_format: LogFormat,
     pub audit_log: Option<PathBuf>,
     pub metrics_bind: Option<SocketAddr>,
@@ -324,6 +370,10 @@ pub enum ConfigError {
     WeakKey,
     #[error("--keys-file: {0}")]
     KeysFile(#[from] keys::KeysFileError),
+    #[error(
+        "--keys-file: the id '{0}' is also used by another key source (ids cli-N, env-N and generated are taken)"
+    )]
+    KeyIdClash(String),
     #[error("--trusted-proxy: '{0}' is not an address or CIDR range")]
     BadCidr(String),
     #[error("--allow-origin: '{0}' is not an origin such as https://app.example.com")]
@@ -336,6 +386,14 @@ pub enum ConfigError {
     HostsRequired(SocketAddr),
     #[error("--metrics-bind: '{0}' is not an address such as 127.0.0.1:9090")]
     BadMetricsBind(String),
+    #[error(
+        "--metrics-bind {0} is not loopback and /metrics has no key there: pass --allow-public-metrics to serve it anyway"
+    )]
+    PublicMetrics(SocketAddr),
+    #[error(
+        "--bind {0} is not loopback and no TLS is configured: keys would cross the network in plain text; use --tls-cert/--tls-key, a TLS proxy on loopback, or pass --allow-plaintext"
+    )]
+    Plaintext(SocketAddr),
     #[error("--audit-log: '{dir}' cannot be written: {reason}")]
     AuditLog { dir: String, reason: String },
     #[error("--tls-cert/--tls-key: {0}")]
@@ -382,15 +440,21 @@ impl Config {
                 return Err(ConfigError::DuplicateKey);
             }
         }
-        if let Some(path) = &cli.keys_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| keys::KeysFileError::Unreadable(e.kind().to_string()))?;
-            keys::parse_keys_file(&text)?;
-        }
         let generated = keys.is_empty() && cli.keys_file.is_none();
         if generated {
             let key = keys::generate_key().map_err(|_| ConfigError::Random)?;
             keys.push((KeyId::new("generated"), key));
+        }
+        if let Some(path) = &cli.keys_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| keys::KeysFileError::Unreadable(e.kind().to_string()))?;
+            // Ids are unique across every source: a session or sealed state bound to an id
+            // must never be reachable with another source's key of the same name.
+            for (id, _) in keys::parse_keys_file(&text)? {
+                if keys.iter().any(|(k, _)| k.as_str() == id) {
+                    return Err(ConfigError::KeyIdClash(id));
+                }
+            }
         }
 
         let mut allow_dirs = Vec::with_capacity(cli.allow_dirs.len());
@@ -456,6 +520,12 @@ impl Config {
                     .map_err(|_| ConfigError::BadMetricsBind(m.clone()))?,
             ),
         };
+        if let Some(m) = metrics_bind
+            && !m.ip().is_loopback()
+            && !cli.allow_public_metrics
+        {
+            return Err(ConfigError::PublicMetrics(m));
+        }
         if let Some(path) = &cli.audit_log {
             // Opened (and created 0600) here so a bad path fails at start, not on first use.
             crate::observability::audit::AuditSink::to_file(path).map_err(|e| {
@@ -472,6 +542,9 @@ impl Config {
             }
             _ => None,
         };
+        if !bind.ip().is_loopback() && tls.is_none() && !cli.allow_plaintext {
+            return Err(ConfigError::Plaintext(bind));
+        }
 
         for (name, value) in [
             ("shutdown-timeout", cli.shutdown_timeout),
@@ -486,6 +559,9 @@ impl Config {
             ("request-timeout-secs", cli.request_timeout_secs),
             ("session-idle-secs", cli.session_idle_secs),
             ("max-sessions", cli.max_sessions as u64),
+            ("max-sessions-per-key", cli.max_sessions_per_key as u64),
+            ("max-streams-per-key", cli.max_streams_per_key as u64),
+            ("max-connections-per-ip", cli.max_connections_per_ip as u64),
         ] {
             if value == 0 {
                 return Err(ConfigError::Zero(name));
@@ -501,8 +577,11 @@ impl Config {
             request_timeout: Duration::from_secs(cli.request_timeout_secs),
             header_timeout: Duration::from_secs(cli.header_timeout_secs),
             max_connections: cli.max_connections,
+            max_connections_per_ip: cli.max_connections_per_ip,
             session_idle: Duration::from_secs(cli.session_idle_secs),
             max_sessions: cli.max_sessions,
+            max_sessions_per_key: cli.max_sessions_per_key,
+            max_streams_per_key: cli.max_streams_per_key,
             rate: RatePolicy {
                 limit: cli.rate_limit,
                 window: Duration::from_secs(cli.rate_window),
@@ -516,9 +595,9 @@ impl Config {
                 ipv6_prefix: cli.rate_limit_ipv6_prefix,
             },
             trusted_proxies,
+            forwarded_header: cli.forwarded_header,
             allow_origins,
             hosts,
-            warn_plaintext: !bind.ip().is_loopback() && !cli.allow_plaintext && tls.is_none(),
             log_format: cli.log_format,
             audit_log: cli.audit_log,
             metrics_bind,
@@ -613,26 +692,60 @@ mod tests {
     }
 
     #[test]
-    fn plain_http_off_loopback_warns_unless_acknowledged() {
-        let on = |args: &[&str]| {
-            Config::from_cli(cli(args), None)
-                .expect("config")
-                .warn_plaintext
+    fn plain_http_off_loopback_is_refused_unless_allowed() {
+        let refused = |args: &[&str]| {
+            matches!(
+                Config::from_cli(cli(args), None),
+                Err(ConfigError::Plaintext(_))
+            )
         };
-        assert!(!on(&[]));
-        assert!(on(&["--bind", "0.0.0.0:8080", "--allow-any-host"]));
-        assert!(on(&[
+        assert!(!refused(&[]));
+        assert!(refused(&["--bind", "0.0.0.0:8080", "--allow-any-host"]));
+        assert!(refused(&[
             "--bind",
             "[::]:8080",
             "--allow-host",
             "mcp.example.com"
         ]));
-        assert!(!on(&[
-            "--bind",
-            "0.0.0.0:8080",
-            "--allow-any-host",
-            "--allow-plaintext"
-        ]));
+        assert!(
+            Config::from_cli(
+                cli(&[
+                    "--bind",
+                    "0.0.0.0:8080",
+                    "--allow-any-host",
+                    "--allow-plaintext"
+                ]),
+                None
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn metrics_off_loopback_need_an_acknowledgement() {
+        let public = Config::from_cli(cli(&["--metrics-bind", "0.0.0.0:9090"]), None);
+        assert!(matches!(public, Err(ConfigError::PublicMetrics(_))));
+        let acknowledged = Config::from_cli(
+            cli(&["--metrics-bind", "0.0.0.0:9090", "--allow-public-metrics"]),
+            None,
+        );
+        assert!(acknowledged.is_ok());
+        assert!(Config::from_cli(cli(&["--metrics-bind", "127.0.0.1:9090"]), None).is_ok());
+    }
+
+    #[test]
+    fn a_keys_file_id_used_by_another_source_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("keys");
+        std::fs::write(&file, keys::keys_file_line("cli-1", "other")).expect("write");
+        let path = file.to_string_lossy().into_owned();
+        assert_eq!(
+            Config::from_cli(cli(&["--api-key", K1, "--keys-file", &path]), None).err(),
+            Some(ConfigError::KeyIdClash("cli-1".into()))
+        );
+        std::fs::write(&file, "# every file key revoked\n").expect("write");
+        let c = Config::from_cli(cli(&["--api-key", K1, "--keys-file", &path]), None);
+        assert!(c.is_ok(), "an empty keys file is no keys, not an error");
     }
 
     #[test]

@@ -74,6 +74,9 @@ pub enum Rejection {
     PayloadTooLarge,
     #[error("A stream is already open for this session")]
     Conflict,
+    /// The key has as many streams open as `--max-streams-per-key` allows.
+    #[error("Too many open streams for this key")]
+    StreamLimit,
     #[error("Internal error")]
     Internal,
 }
@@ -90,6 +93,7 @@ impl Rejection {
             Self::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Conflict => StatusCode::CONFLICT,
+            Self::StreamLimit => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -136,6 +140,7 @@ impl Rejection {
             Self::PayloadTooLarge => 9,
             Self::Conflict => 10,
             Self::Internal => 11,
+            Self::StreamLimit => 12,
         }
     }
 
@@ -154,7 +159,7 @@ impl Rejection {
     }
 }
 
-static REJECTION_BODIES: [OnceLock<Bytes>; 12] = [const { OnceLock::new() }; 12];
+static REJECTION_BODIES: [OnceLock<Bytes>; 13] = [const { OnceLock::new() }; 13];
 static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
@@ -262,6 +267,9 @@ pub enum RpcError {
     SessionNotFound,
     #[error("Session limit reached")]
     SessionLimit,
+    /// The key holds as many live sessions as `--max-sessions-per-key` allows.
+    #[error("Too many sessions for this key")]
+    SessionQuota,
     #[error("Internal error")]
     Internal,
 }
@@ -276,7 +284,8 @@ impl RpcError {
             | Self::UnexpectedResponse
             | Self::UnsupportedVersionHeader
             | Self::SessionRequired
-            | Self::SessionNotFound => code::INVALID_REQUEST,
+            | Self::SessionNotFound
+            | Self::SessionQuota => code::INVALID_REQUEST,
             Self::MethodNotFound => code::METHOD_NOT_FOUND,
             Self::InvalidParams(_) | Self::MissingMeta(_) => code::INVALID_PARAMS,
             Self::HeaderMismatch(_) => code::HEADER_MISMATCH,
@@ -310,6 +319,7 @@ impl RpcError {
             Self::InvalidParams(_) | Self::ResourceNotFound { .. } => StatusCode::OK,
             Self::SessionNotFound => StatusCode::NOT_FOUND,
             Self::SessionLimit => StatusCode::SERVICE_UNAVAILABLE,
+            Self::SessionQuota => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -382,6 +392,7 @@ mod tests {
             (RpcError::SessionRequired, Legacy, 400, -32600),
             (RpcError::SessionNotFound, Legacy, 404, -32600),
             (RpcError::SessionLimit, Legacy, 503, -32603),
+            (RpcError::SessionQuota, Legacy, 429, -32600),
             (RpcError::Internal, Legacy, 500, -32603),
         ];
         for (err, era, status, code) in table {
@@ -411,6 +422,7 @@ mod tests {
             (Rejection::NotAcceptable, 406),
             (Rejection::PayloadTooLarge, 413),
             (Rejection::Conflict, 409),
+            (Rejection::StreamLimit, 429),
             (Rejection::Internal, 500),
         ];
         let mut kinds = std::collections::HashSet::new();

@@ -137,11 +137,10 @@ pub enum KeysFileError {
     Syntax(usize),
     #[error("keys file line {0}: the id is used twice")]
     DuplicateId(usize),
-    #[error("the keys file holds no key")]
-    Empty,
 }
 
 /// Parses a keys file: one `id:sha256hex` per line; blank lines and `#` comments are skipped.
+/// A file of only comments and blank lines holds no key (an operator revoking every file key).
 pub fn parse_keys_file(text: &str) -> Result<Vec<(String, [u8; 32])>, KeysFileError> {
     let mut out: Vec<(String, [u8; 32])> = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -164,9 +163,6 @@ pub fn parse_keys_file(text: &str) -> Result<Vec<(String, [u8; 32])>, KeysFileEr
             return Err(KeysFileError::DuplicateId(n));
         }
         out.push((id.to_owned(), digest));
-    }
-    if out.is_empty() {
-        return Err(KeysFileError::Empty);
     }
     Ok(out)
 }
@@ -218,7 +214,7 @@ mod entropy_tests {
             parse_keys_file(&format!("a:{0}\na:{0}", "0".repeat(64))),
             Err(KeysFileError::DuplicateId(2))
         );
-        assert_eq!(parse_keys_file("# nothing\n"), Err(KeysFileError::Empty));
+        assert_eq!(parse_keys_file("# nothing\n\n   \n"), Ok(Vec::new()));
         let secret = "plaintext-key-that-must-not-be-echoed";
         let e = parse_keys_file(secret)
             .expect_err("plaintext is not a digest")

@@ -2,10 +2,12 @@
 //! configuration and serves, [`serve`] runs the connection loop until `shutdown` completes.
 //!
 //! The loop is hyper's HTTP/1 server driven by hand (rather than `axum::serve`) so that the
-//! connection-level defences live here:
-//! - at most `--max-connections` connections are open at once; one more is closed as soon as
-//!   it is accepted (and logged as a security event), so a flood of idle sockets cannot
-//!   exhaust file descriptors or memory;
+//! connection-level defences live here, for the main listener and the metrics listener alike:
+//! - at most `--max-connections` connections are open at once, and at most
+//!   `--max-connections-per-ip` from one client address (see
+//!   [`crate::security::connections`]); one more is closed as soon as it is accepted, before a
+//!   byte is read (counted, and logged throttled, as a `connection_limit` security event), so a
+//!   flood of idle sockets from one address cannot exhaust descriptors or starve the others;
 //! - a client has `--header-timeout-secs` to finish the TLS handshake (with `--tls-cert`) and
 //!   to send its request headers, on the first request and on every kept-alive one, or the
 //!   connection is closed (slowloris); the body and the handler are bounded by the request
@@ -15,8 +17,13 @@
 //! `subscriptions/listen` stream with its final result); requests in flight get
 //! `--shutdown-timeout` to finish; then the audit log is flushed and `run` returns.
 //!
-//! SIGHUP re-reads the keys file and the TLS certificate; a file that fails to load keeps the
-//! old one and logs why.
+//! The metrics listener (`--metrics-bind`) has its own, smaller connection budget
+//! ([`METRICS_CONNECTIONS`]), so scrapers and the main listener cannot starve each other.
+//!
+//! SIGHUP re-reads the keys file and the TLS certificate. A keys file that fails to load leaves
+//! no file key in force (fail closed; see [`crate::security::auth`]), logs why and counts a
+//! `keys_reload_failed` event; the sessions of keys that are gone end. A certificate that fails
+//! to load keeps the old one.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -27,14 +34,17 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
-use crate::app::{self, App, AppState, Limits};
+use crate::app::{self, AppState, Limits};
 use crate::config::Config;
+use crate::observability::audit::Observability;
 use crate::observability::metrics::{ConnectionGuard, spawn_sampler};
-use crate::security::auth::KeyRing;
+use crate::security::connections::{ConnectionLimiter, Refused};
 use crate::tls::TlsState;
+
+/// Open connections the metrics listener allows (per address: the main listener's share).
+pub const METRICS_CONNECTIONS: usize = 16;
 
 /// Opens the configured address.
 pub async fn bind(config: &Config) -> std::io::Result<TcpListener> {
@@ -67,13 +77,12 @@ pub async fn run_with_state(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    if config.warn_plaintext {
+    if !config.bind.ip().is_loopback() && config.tls.is_none() {
         tracing::warn!(
             target: "security",
             bind = %config.bind,
-            "serving plain HTTP on a non-loopback address: keys and data cross the network \
-             unencrypted; use --tls-cert/--tls-key or a TLS proxy (see SECURITY_CHECKLIST.md), \
-             or pass --allow-plaintext to acknowledge"
+            "serving plain HTTP on a non-loopback address (--allow-plaintext): keys and data \
+             cross the network unencrypted"
         );
     }
     let tls = match &config.tls {
@@ -103,6 +112,9 @@ pub fn limits(config: &Config) -> Limits {
         request_timeout: config.request_timeout,
         header_timeout: config.header_timeout,
         max_connections: config.max_connections,
+        max_connections_per_ip: config.max_connections_per_ip,
+        ipv6_prefix: config.rate.ipv6_prefix,
+        max_streams_per_key: config.max_streams_per_key,
         shutdown_timeout: config.shutdown_timeout,
     }
 }
@@ -132,7 +144,7 @@ pub async fn serve_with(
         state.sessions.spawn_sweeper(),
         state.limiters.requests.spawn_sweeper(),
         state.limiters.auth_failures.spawn_sweeper(),
-        spawn_reloader(state.keys.clone(), extras.tls.clone()),
+        spawn_reloader(state.clone(), extras.tls.clone()),
         spawn_sampler(state.observability.metrics.clone(), move || {
             (
                 gauges.sessions.len(),
@@ -141,15 +153,29 @@ pub async fn serve_with(
             )
         }),
     ];
+    let stop = state.shutdown.clone();
     if let Some(metrics) = extras.metrics {
         let metrics_addr = metrics.local_addr()?;
         tracing::info!(%metrics_addr, "metrics on http://{metrics_addr}/metrics");
-        let app = app::metrics_router(state.clone());
-        let stop = state.shutdown.clone();
+        let service = app::metrics_router(state.clone());
+        let slots = Arc::new(ConnectionLimiter::new(
+            METRICS_CONNECTIONS.min(limits.max_connections),
+            limits.max_connections_per_ip,
+            limits.ipv6_prefix,
+        ));
+        let listening = Listening {
+            state: state.clone(),
+            slots,
+            limits,
+            tls: None,
+            graceful: GracefulShutdown::new(),
+        };
+        let stop = stop.clone();
         background.push(tokio::spawn(async move {
-            let _ = axum::serve(metrics, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
+            listening
+                .accept_until(metrics, service, async move { stop.cancelled().await })
                 .await;
+            listening.drain().await;
         }));
     }
     let scheme = if extras.tls.is_some() {
@@ -157,62 +183,24 @@ pub async fn serve_with(
     } else {
         "http"
     };
-    let stop = state.shutdown.clone();
     let audit = state.observability.audit.clone();
-    let metrics = state.observability.metrics.clone();
+    let listening = Listening {
+        state: state.clone(),
+        slots: Arc::new(ConnectionLimiter::new(
+            limits.max_connections,
+            limits.max_connections_per_ip,
+            limits.ipv6_prefix,
+        )),
+        limits,
+        tls: extras.tls.clone(),
+        graceful: GracefulShutdown::new(),
+    };
     let app = app::router(state, limits);
-    let connections = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = GracefulShutdown::new();
     tracing::info!(%addr, "listening on {scheme}://{addr}/mcp");
-
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Out of descriptors or similar: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
-            metrics.security_event("connection_limit");
-            tracing::warn!(target: "security", event = "connection_limit", client = %peer.ip(), "too many connections");
-            drop(stream);
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let watcher = graceful.watcher();
-        let tls = extras.tls.clone();
-        let open = ConnectionGuard::new(&metrics.connections_open);
-        tokio::spawn(async move {
-            let _held = (permit, open);
-            match tls {
-                None => serve_connection(stream, peer, app, limits, watcher).await,
-                Some(tls) => {
-                    let handshake =
-                        tokio::time::timeout(limits.header_timeout, tls.acceptor().accept(stream));
-                    if let Ok(Ok(stream)) = handshake.await {
-                        serve_connection(stream, peer, app, limits, watcher).await;
-                    }
-                }
-            }
-        });
-    }
-    drop(listener);
+    listening.accept_until(listener, app, shutdown).await;
     tracing::info!("shutting down: no new connections; letting requests in flight finish");
     stop.cancel();
-    if tokio::time::timeout(limits.shutdown_timeout, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(timeout = ?limits.shutdown_timeout, "shutdown: requests still running were cut off");
-    }
+    listening.drain().await;
     for task in background {
         task.abort();
     }
@@ -224,14 +212,113 @@ pub async fn serve_with(
     Ok(())
 }
 
-async fn serve_connection<I>(
+/// What an accept loop needs besides its listener and service.
+struct Listening {
+    state: AppState,
+    slots: Arc<ConnectionLimiter>,
+    limits: Limits,
+    tls: Option<Arc<TlsState>>,
+    graceful: GracefulShutdown,
+}
+
+impl Listening {
+    /// Lets the connections in flight finish, for at most the shutdown timeout.
+    async fn drain(self) {
+        let timeout = self.limits.shutdown_timeout;
+        if tokio::time::timeout(timeout, self.graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(?timeout, "shutdown: requests still running were cut off");
+        }
+    }
+
+    /// Accepts connections on `listener` and serves each with `service` until `until`
+    /// completes. A connection over a cap is closed before any byte is read.
+    async fn accept_until<S>(
+        &self,
+        listener: TcpListener,
+        service: S,
+        until: impl Future<Output = ()>,
+    ) where
+        S: tower::Service<
+                axum::extract::Request,
+                Response = axum::response::Response,
+                Error = std::convert::Infallible,
+            > + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let obs: &Observability = &self.state.observability;
+        let mut until = std::pin::pin!(until);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Out of descriptors or similar: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut until => break,
+            };
+            let exempt = self.state.client_ip.trusts(peer.ip());
+            let slot = match self.slots.admit(peer.ip(), exempt) {
+                Ok(slot) => slot,
+                Err(refused) => {
+                    let kind = match refused {
+                        Refused::Total => "connection_limit",
+                        Refused::PerAddress => "connection_limit_per_ip",
+                    };
+                    obs.security_event(kind, Some(peer.ip()));
+                    drop(stream);
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let service = service.clone();
+            let watcher = self.graceful.watcher();
+            let tls = self.tls.clone();
+            let limits = self.limits;
+            let open = ConnectionGuard::new(&obs.metrics.connections_open);
+            tokio::spawn(async move {
+                let _held = (slot, open);
+                match tls {
+                    None => serve_connection(stream, peer, service, limits, watcher).await,
+                    Some(tls) => {
+                        let handshake = tokio::time::timeout(
+                            limits.header_timeout,
+                            tls.acceptor().accept(stream),
+                        );
+                        if let Ok(Ok(stream)) = handshake.await {
+                            serve_connection(stream, peer, service, limits, watcher).await;
+                        }
+                    }
+                }
+            });
+        }
+    }
+}
+
+async fn serve_connection<I, S>(
     io: I,
     peer: std::net::SocketAddr,
-    app: App,
+    app: S,
     limits: Limits,
     watcher: Watcher,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
 {
     let service =
         hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
@@ -248,7 +335,7 @@ async fn serve_connection<I>(
 }
 
 /// Re-reads the keys file and the TLS certificate on every SIGHUP.
-fn spawn_reloader(keys: Arc<KeyRing>, tls: Option<Arc<TlsState>>) -> tokio::task::JoinHandle<()> {
+fn spawn_reloader(state: AppState, tls: Option<Arc<TlsState>>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let Ok(mut hangups) =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -256,12 +343,22 @@ fn spawn_reloader(keys: Arc<KeyRing>, tls: Option<Arc<TlsState>>) -> tokio::task
             return;
         };
         while hangups.recv().await.is_some() {
-            match keys.reload() {
+            match state.keys.reload() {
                 Ok(n) => tracing::info!(keys = n, "keys reloaded"),
                 Err(e) => {
-                    tracing::warn!(error = %e, "keys file not reloaded; the previous keys stay in force")
+                    state
+                        .observability
+                        .security_event("keys_reload_failed", None);
+                    tracing::error!(
+                        error = %e,
+                        keys = state.keys.len(),
+                        "keys file not loaded: every key of the file is refused until it loads \
+                         (command-line and environment keys still work)"
+                    );
                 }
             }
+            // The sessions of revoked keys end now, not at their idle timeout.
+            state.sessions.sweep(tokio::time::Instant::now());
             if let Some(tls) = &tls {
                 match tls.reload() {
                     Ok(()) => tracing::info!("TLS certificate reloaded"),

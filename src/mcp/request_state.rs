@@ -71,7 +71,7 @@ impl StateSealer {
     pub fn seal(&self, target: &str, kid: &KeyId, state: &str) -> String {
         let payload = Payload {
             target: target.to_owned(),
-            kid: kid.to_string(),
+            kid: kid.identity(),
             exp: now_secs() + STATE_TTL.as_secs(),
             state: state.to_owned(),
         };
@@ -96,7 +96,7 @@ impl StateSealer {
         mac.update(&bytes);
         mac.verify_slice(&tag).map_err(|_| invalid())?;
         let payload: Payload = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-        if payload.target != target || payload.kid != kid.as_str() || payload.exp < now_secs() {
+        if payload.target != target || payload.kid != kid.identity() || payload.exp < now_secs() {
             return Err(invalid());
         }
         Ok(payload.state)

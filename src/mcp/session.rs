@@ -11,6 +11,15 @@
 //! - The number of live sessions is capped (`--max-sessions`). When the cap is reached, expired
 //!   sessions are swept first; if it is still full, `initialize` is refused with 503 rather than
 //!   evicting a live session, so one client cannot push others out.
+//! - Each key may hold at most `--max-sessions-per-key` live sessions; one more `initialize` is
+//!   refused with 429 (a JSON-RPC error), so one key cannot take the global cap from the others.
+//! - A session keeps only what the server uses of what the client declared: the names of the
+//!   known client capabilities ([`KNOWN_CAPABILITIES`]), never the object as sent, and nothing
+//!   of `clientInfo`. An idle session therefore costs a fixed, small amount of memory whatever
+//!   the `initialize` request carried (measured in SECURITY_IMPLEMENTATION.md).
+//! - A session has a closing token, a child of its key's revocation token: it fires when the
+//!   session is deleted, expires or is swept, and when its key is revoked, and ends the
+//!   session's GET stream.
 //! - Time comes from `tokio::time`, so expiry is tested with a paused clock.
 //! - A session carries the per-client state of the 2025 era ([`SessionState`]): the log level,
 //!   resource subscriptions, the client's capabilities, requests in flight (for
@@ -33,12 +42,28 @@ use crate::keys;
 use crate::mcp::events::LogLevel;
 use crate::mcp::jsonrpc::RequestId;
 use crate::mcp::version::ProtocolVersion;
-use crate::security::auth::KeyId;
+use crate::security::auth::{Authenticated, KeyId};
 
 /// Server-to-client requests one session may have outstanding.
 pub const MAX_PENDING: usize = 16;
 /// GET-stream events kept for resumption.
 pub const EVENT_LOG: usize = 100;
+/// The client capabilities the server acts on; a session keeps only these names.
+pub const KNOWN_CAPABILITIES: [&str; 3] = ["sampling", "elicitation", "roots"];
+
+/// The client capabilities a session keeps: the known names the client declared, each with an
+/// empty object, whatever the client sent inside or beside them.
+pub fn known_capabilities(declared: Option<&Map<String, Value>>) -> Map<String, Value> {
+    let mut kept = Map::new();
+    if let Some(declared) = declared {
+        for name in KNOWN_CAPABILITIES {
+            if declared.get(name).is_some_and(Value::is_object) {
+                kept.insert(name.to_owned(), Value::Object(Map::new()));
+            }
+        }
+    }
+    kept
+}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every update under these locks is a single insert or remove: a panic cannot leave them
@@ -61,6 +86,7 @@ pub struct SessionState {
     get_stream: Mutex<Option<CancellationToken>>,
     next_event: AtomicU64,
     events: Mutex<VecDeque<(u64, Value)>>,
+    closed: CancellationToken,
 }
 
 impl SessionState {
@@ -69,6 +95,11 @@ impl SessionState {
             client_capabilities,
             ..Self::default()
         }
+    }
+
+    /// Fires when the session ends (deleted, expired, its key revoked).
+    pub fn closed(&self) -> &CancellationToken {
+        &self.closed
     }
 
     pub fn log_level(&self) -> Option<LogLevel> {
@@ -139,12 +170,9 @@ impl SessionState {
 
     /// Claims the session's one GET stream. A resuming client (`takeover`) replaces a stream
     /// still open (its connection may not have been noticed as gone yet); otherwise a second
-    /// stream is refused (`None`). The token ends the stream when it is replaced.
-    pub fn open_get_stream(
-        &self,
-        takeover: bool,
-        parent: &CancellationToken,
-    ) -> Option<CancellationToken> {
+    /// stream is refused (`None`). The token ends the stream when it is replaced or the
+    /// session ends.
+    pub fn open_get_stream(&self, takeover: bool) -> Option<CancellationToken> {
         let mut current = lock(&self.get_stream);
         if let Some(old) = current.as_ref().filter(|t| !t.is_cancelled()) {
             if !takeover {
@@ -152,7 +180,7 @@ impl SessionState {
             }
             old.cancel();
         }
-        let token = parent.child_token();
+        let token = self.closed.child_token();
         *current = Some(token.clone());
         Some(token)
     }
@@ -186,25 +214,79 @@ struct Session {
     state: Arc<SessionState>,
 }
 
+/// The sessions, and how many each key holds.
+#[derive(Debug, Default)]
+struct Table {
+    sessions: HashMap<String, Session>,
+    per_key: HashMap<KeyId, usize>,
+}
+
+impl Table {
+    fn insert(&mut self, id: String, session: Session) {
+        *self.per_key.entry(session.key_id.clone()).or_default() += 1;
+        self.sessions.insert(id, session);
+    }
+
+    /// Removes a session and fires its closing token.
+    fn remove(&mut self, id: &str) {
+        if let Some(session) = self.sessions.remove(id) {
+            self.forget(&session);
+        }
+    }
+
+    fn forget(&mut self, session: &Session) {
+        session.state.closed.cancel();
+        if let Some(n) = self.per_key.get_mut(&session.key_id) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_key.remove(&session.key_id);
+            }
+        }
+    }
+
+    /// Drops the sessions idle for `idle` or longer, or whose key was revoked.
+    fn sweep(&mut self, now: Instant, idle: Duration) -> usize {
+        let gone: Vec<String> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| {
+                now.saturating_duration_since(s.last_seen) >= idle || s.state.closed.is_cancelled()
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &gone {
+            self.remove(id);
+        }
+        gone.len()
+    }
+}
+
 /// The live sessions.
 #[derive(Debug)]
 pub struct SessionStore {
-    sessions: Mutex<HashMap<String, Session>>,
+    table: Mutex<Table>,
     idle_timeout: Duration,
     max_sessions: usize,
+    max_per_key: usize,
 }
 
 impl SessionStore {
     pub fn new(idle_timeout: Duration, max_sessions: usize) -> Self {
+        Self::with_quota(idle_timeout, max_sessions, usize::MAX)
+    }
+
+    /// A store that also lets one key hold at most `max_per_key` sessions.
+    pub fn with_quota(idle_timeout: Duration, max_sessions: usize, max_per_key: usize) -> Self {
         Self {
-            sessions: Mutex::new(HashMap::new()),
+            table: Mutex::new(Table::default()),
             idle_timeout,
             max_sessions,
+            max_per_key,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Session>> {
-        lock(&self.sessions)
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        lock(&self.table)
     }
 
     /// Mints a session for `key_id` at the negotiated `version`.
@@ -214,33 +296,43 @@ impl SessionStore {
         version: ProtocolVersion,
         now: Instant,
     ) -> Result<String, RpcError> {
-        self.create_with(key_id, version, Map::new(), now)
+        self.create_for(&Authenticated::new(key_id), version, Map::new(), now)
     }
 
-    /// Mints a session, remembering the client's declared capabilities.
-    pub fn create_with(
+    /// Mints a session for an authenticated key, remembering the known capabilities the client
+    /// declared (see [`known_capabilities`]). The session ends when the key is revoked.
+    pub fn create_for(
         &self,
-        key_id: KeyId,
+        auth: &Authenticated,
         version: ProtocolVersion,
         client_capabilities: Map<String, Value>,
         now: Instant,
     ) -> Result<String, RpcError> {
         let id = keys::random_token(32).map_err(|_| RpcError::Internal)?;
-        let mut sessions = self.lock();
-        if sessions.len() >= self.max_sessions {
-            let idle = self.idle_timeout;
-            sessions.retain(|_, s| now.saturating_duration_since(s.last_seen) < idle);
-            if sessions.len() >= self.max_sessions {
+        let mut table = self.lock();
+        let over_quota =
+            |t: &Table| t.per_key.get(&auth.key_id).copied().unwrap_or(0) >= self.max_per_key;
+        if table.sessions.len() >= self.max_sessions || over_quota(&table) {
+            table.sweep(now, self.idle_timeout);
+            if over_quota(&table) {
+                return Err(RpcError::SessionQuota);
+            }
+            if table.sessions.len() >= self.max_sessions {
                 return Err(RpcError::SessionLimit);
             }
         }
-        sessions.insert(
+        let state = SessionState {
+            client_capabilities,
+            closed: auth.grant.revoked().child_token(),
+            ..SessionState::default()
+        };
+        table.insert(
             id.clone(),
             Session {
-                key_id,
+                key_id: auth.key_id.clone(),
                 version,
                 last_seen: now,
-                state: Arc::new(SessionState::new(client_capabilities)),
+                state: Arc::new(state),
             },
         );
         Ok(id)
@@ -263,13 +355,18 @@ impl SessionStore {
         key_id: &KeyId,
         now: Instant,
     ) -> Result<(ProtocolVersion, Arc<SessionState>), RpcError> {
-        let mut sessions = self.lock();
-        let session = sessions.get_mut(id).ok_or(RpcError::SessionNotFound)?;
+        let mut table = self.lock();
+        let session = table
+            .sessions
+            .get_mut(id)
+            .ok_or(RpcError::SessionNotFound)?;
         if session.key_id != *key_id {
             return Err(RpcError::SessionNotFound);
         }
-        if now.saturating_duration_since(session.last_seen) >= self.idle_timeout {
-            sessions.remove(id);
+        if now.saturating_duration_since(session.last_seen) >= self.idle_timeout
+            || session.state.closed.is_cancelled()
+        {
+            table.remove(id);
             return Err(RpcError::SessionNotFound);
         }
         session.last_seen = now;
@@ -278,27 +375,29 @@ impl SessionStore {
 
     /// Ends a session (HTTP DELETE); only its own key may end it.
     pub fn remove(&self, id: &str, key_id: &KeyId) -> Result<(), RpcError> {
-        let mut sessions = self.lock();
-        match sessions.get(id) {
+        let mut table = self.lock();
+        match table.sessions.get(id) {
             Some(s) if s.key_id == *key_id => {
-                sessions.remove(id);
+                table.remove(id);
                 Ok(())
             }
             _ => Err(RpcError::SessionNotFound),
         }
     }
 
-    /// Drops every expired session; returns how many were dropped.
+    /// Drops every expired session and every session of a revoked key (firing their closing
+    /// tokens); returns how many were dropped.
     pub fn sweep(&self, now: Instant) -> usize {
-        let mut sessions = self.lock();
-        let before = sessions.len();
-        let idle = self.idle_timeout;
-        sessions.retain(|_, s| now.saturating_duration_since(s.last_seen) < idle);
-        before - sessions.len()
+        self.lock().sweep(now, self.idle_timeout)
     }
 
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().sessions.len()
+    }
+
+    /// The sessions `key_id` holds.
+    pub fn held_by(&self, key_id: &KeyId) -> usize {
+        self.lock().per_key.get(key_id).copied().unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -392,6 +491,76 @@ mod tests {
         tokio::time::advance(Duration::from_secs(31)).await;
         assert!(store.create(alice(), V, Instant::now()).is_ok());
         assert_eq!(store.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_key_cannot_hold_more_than_its_quota_of_sessions() {
+        let store = SessionStore::with_quota(Duration::from_secs(30), 100, 2);
+        let bob = KeyId::new("bob");
+        store.create(alice(), V, Instant::now()).expect("1");
+        store.create(alice(), V, Instant::now()).expect("2");
+        assert_eq!(
+            store.create(alice(), V, Instant::now()),
+            Err(RpcError::SessionQuota)
+        );
+        assert!(
+            store.create(bob.clone(), V, Instant::now()).is_ok(),
+            "others unaffected"
+        );
+        assert_eq!(store.held_by(&alice()), 2);
+        tokio::time::advance(Duration::from_secs(31)).await;
+        assert!(
+            store.create(alice(), V, Instant::now()).is_ok(),
+            "expired ones reclaimed"
+        );
+        assert_eq!(store.held_by(&alice()), 1);
+        assert_eq!(store.held_by(&bob), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_session_closes_when_deleted_expired_or_its_key_is_revoked() {
+        let store = SessionStore::new(Duration::from_secs(30), 100);
+        let auth = Authenticated::new(alice());
+        let now = Instant::now();
+        let deleted = store.create_for(&auth, V, Map::new(), now).expect("a");
+        let (_, state) = store.open(&deleted, &alice(), now).expect("open");
+        let stream = state.open_get_stream(false).expect("stream");
+        store.remove(&deleted, &alice()).expect("delete");
+        assert!(state.closed().is_cancelled() && stream.is_cancelled());
+
+        let expiring = store.create_for(&auth, V, Map::new(), now).expect("b");
+        let (_, state) = store.open(&expiring, &alice(), now).expect("open");
+        tokio::time::advance(Duration::from_secs(31)).await;
+        assert_eq!(store.sweep(Instant::now()), 1);
+        assert!(state.closed().is_cancelled());
+
+        let revoked = store
+            .create_for(&auth, V, Map::new(), Instant::now())
+            .expect("c");
+        let (_, state) = store
+            .open(&revoked, &alice(), Instant::now())
+            .expect("open");
+        auth.grant.revoked().cancel();
+        assert!(state.closed().is_cancelled());
+        assert_eq!(store.sweep(Instant::now()), 1);
+        assert!(store.is_empty() && store.held_by(&alice()) == 0);
+    }
+
+    #[test]
+    fn only_known_capability_names_are_kept() {
+        let declared = serde_json::json!({
+            "sampling": {"tools": {}, "padding": [[], [], []]},
+            "roots": {"listChanged": true},
+            "elicitation": "not an object",
+            "experimental": {"x": [1, 2, 3]},
+            "huge": "x".repeat(4096),
+        });
+        let kept = known_capabilities(declared.as_object());
+        assert_eq!(
+            Value::Object(kept),
+            serde_json::json!({"sampling": {}, "roots": {}})
+        );
+        assert!(known_capabilities(None).is_empty());
     }
 
     #[test]

@@ -198,8 +198,9 @@ impl Filter {
 }
 
 /// A stream of changes: `opening` first, then every change `filter` wants, each turned into a
-/// message by `wrap`, until the client goes away, or until `end` fires (shutdown, or a newer
-/// stream taking over), when `closing` is sent and the stream ends cleanly.
+/// message by `wrap`, until the client goes away, or until either of `ends` fires (the stream's
+/// own end: its session closed or a newer stream took over; and shutdown), when `closing` is
+/// sent and the stream ends cleanly. The first of `ends` is fired when the stream stops.
 #[allow(clippy::too_many_arguments)]
 pub fn change_stream(
     opening: Vec<Bytes>,
@@ -207,7 +208,7 @@ pub fn change_stream(
     filter: Filter,
     session: Option<Arc<SessionState>>,
     wrap: impl Fn(Value) -> Bytes + Send + 'static,
-    end: CancellationToken,
+    ends: [CancellationToken; 2],
     closing: Vec<Bytes>,
 ) -> Response {
     struct OnClose<F: FnOnce()>(Option<F>);
@@ -219,6 +220,7 @@ pub fn change_stream(
         }
     }
     let (tx, rx) = mpsc::channel::<Bytes>(crate::mcp::events::STREAM_BUFFER);
+    let [end, stop] = ends;
     let closer = end.clone();
     let pump = tokio::spawn(async move {
         let _close = OnClose(Some(move || closer.cancel()));
@@ -238,17 +240,16 @@ pub fn change_stream(
                 },
                 _ = ticker.tick() => Bytes::from_static(b": keep-alive\n\n"),
                 () = tx.closed() => return,
-                () = end.cancelled() => {
-                    for chunk in closing {
-                        if tx.send(chunk).await.is_err() {
-                            break;
-                        }
-                    }
-                    return;
-                }
+                () = end.cancelled() => break,
+                () = stop.cancelled() => break,
             };
             if tx.send(chunk).await.is_err() {
                 return;
+            }
+        }
+        for chunk in closing {
+            if tx.send(chunk).await.is_err() {
+                break;
             }
         }
     });

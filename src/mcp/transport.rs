@@ -45,7 +45,7 @@ use crate::mcp::dispatch::{Call, McpServer};
 use crate::mcp::events;
 use crate::mcp::headers::{self, HeaderValueOf, McpHeaders};
 use crate::mcp::jsonrpc::{self, Message, Request, RequestId};
-use crate::mcp::session::SessionState;
+use crate::mcp::session::{SessionState, known_capabilities};
 use crate::mcp::sse;
 use crate::mcp::version::{Era, ProtocolVersion};
 use crate::observability::audit::{McpCall, NoteCell};
@@ -434,7 +434,7 @@ fn listen(state: &AppState, request: &Request) -> Response {
         filter,
         None,
         wrap,
-        state.shutdown.child_token(),
+        [CancellationToken::new(), state.shutdown.clone()],
         closing,
     )
 }
@@ -511,17 +511,15 @@ async fn legacy(
             .get("protocolVersion")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let capabilities = request
-            .params
-            .get("capabilities")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
+        // Only the known capability names are kept, never the object as sent.
+        let capabilities = known_capabilities(
+            request
+                .params
+                .get("capabilities")
+                .and_then(Value::as_object),
+        );
         let version = ProtocolVersion::negotiate_legacy(requested);
-        return match state
-            .sessions
-            .create_with(auth.key_id.clone(), version, capabilities, now)
-        {
+        return match state.sessions.create_for(auth, version, capabilities, now) {
             Ok(session) => {
                 let result = state.server.initialize_result(version);
                 success(&request.id, result, reply.framing, Some(&session))
@@ -609,7 +607,7 @@ pub async fn get(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let Some(end) = session.open_get_stream(last.is_some(), &state.shutdown) else {
+    let Some(end) = session.open_get_stream(last.is_some()) else {
         return Rejection::Conflict.into_response();
     };
     let mut opening = Vec::new();
@@ -643,7 +641,7 @@ pub async fn get(
         filter,
         Some(session),
         wrap,
-        end,
+        [end, state.shutdown.clone()],
         Vec::new(),
     )
 }

@@ -550,6 +550,21 @@ impl Observability {
         }
     }
 
+    /// A security event outside a request (a refused connection, a failed key reload): counted
+    /// always, logged at most a few times a second per kind.
+    pub fn security_event(&self, kind: &'static str, client: Option<IpAddr>) {
+        self.metrics.security_event(kind);
+        if let Some(suppressed) = self.throttle.admit(kind, Instant::now()) {
+            tracing::warn!(
+                target: "security",
+                event = kind,
+                client = %Client(client),
+                suppressed_before = suppressed,
+                "security event"
+            );
+        }
+    }
+
     fn next_id(&self) -> RequestIdent {
         RequestIdent {
             boot: self.boot,

@@ -15,49 +15,151 @@
 //!   key also adds `error="invalid_token"` (RFC 6750 section 3.1).
 //! - The authenticated key's id, never the key, travels on as an [`Authenticated`] extension of
 //!   the request (for the handlers) and of the response (for the audit log).
+//! - A key's identity ([`KeyId`]) is its id *and* a tag derived from its digest, so sessions and
+//!   `requestState` bound to `alice` are not inherited by a different key that a later keys file
+//!   names `alice`. Ids are unique across every source (`--api-key`, the environment, the keys
+//!   file, a generated key): a clash is refused at start and at reload.
+//! - Every key carries a [`KeyGrant`]: a revocation token and its count of open streams. When a
+//!   reload removes a key (or changes its digest), its token fires: its in-flight requests end
+//!   with 401, its streams close, and its sessions end.
+//! - Reloading the keys file fails **closed**: a file that cannot be read or parsed, or that
+//!   names an id another source already uses, leaves no file key in force (the command-line and
+//!   environment keys still work) and the error is returned for the log and a metric. A file of
+//!   only comments and blank lines means "no keys from the file". An operator who empties or
+//!   breaks the file to revoke everyone is therefore never left with the old keys accepted.
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
+use sha2::{Digest, Sha256};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
+use tokio_util::sync::CancellationToken;
 
 use crate::error::Rejection;
 use crate::keys;
 use crate::policy::RequestPolicy;
 
-/// The public name of a key: what logs and sessions refer to.
+/// The identity of a key: its public id (what logs show) and a tag derived from its digest
+/// (what sessions and sealed state are bound to, with the id).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct KeyId(Arc<str>);
+pub struct KeyId {
+    name: Arc<str>,
+    tag: u64,
+}
 
 impl KeyId {
+    /// An id without a digest (keys not yet hashed, tests, detached tool contexts).
     pub fn new(id: impl Into<Arc<str>>) -> Self {
-        Self(id.into())
+        Self {
+            name: id.into(),
+            tag: 0,
+        }
     }
 
+    /// The identity of the key with this id and digest.
+    pub fn for_digest(id: impl Into<Arc<str>>, digest: &[u8; 32]) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"secure-mcp-server key identity\0");
+        h.update(digest);
+        let out = h.finalize();
+        let mut tag = [0u8; 8];
+        tag.copy_from_slice(&out[..8]);
+        Self {
+            name: id.into(),
+            tag: u64::from_be_bytes(tag),
+        }
+    }
+
+    /// The public id (logs, audit).
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.name
+    }
+
+    /// Id and tag as one string, for state sealed to this key.
+    pub fn identity(&self) -> String {
+        format!("{}#{:016x}", self.name, self.tag)
     }
 }
 
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.name)
+    }
+}
+
+/// What a key holds while it is in force: a token that fires when it is revoked, and its open
+/// streams.
+#[derive(Debug, Default)]
+pub struct KeyGrant {
+    revoked: CancellationToken,
+    streams: AtomicUsize,
+}
+
+impl KeyGrant {
+    /// Fires when the key is removed or replaced.
+    pub fn revoked(&self) -> &CancellationToken {
+        &self.revoked
+    }
+
+    /// Takes one of `max` stream slots; `None` when all are in use.
+    pub fn open_stream(self: &Arc<Self>, max: usize) -> Option<StreamSlot> {
+        self.streams
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| StreamSlot(self.clone()))
+    }
+
+    /// Streams open now.
+    pub fn streams(&self) -> usize {
+        self.streams.load(Ordering::Acquire)
+    }
+}
+
+/// One open stream of a key; dropping it frees the slot.
+#[derive(Debug)]
+pub struct StreamSlot(Arc<KeyGrant>);
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.streams.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 /// Proof that the request carried a valid key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Authenticated {
     pub key_id: KeyId,
+    pub grant: Arc<KeyGrant>,
+}
+
+impl Authenticated {
+    /// A proof for `key_id` with a grant of its own (tests, embedders).
+    pub fn new(key_id: KeyId) -> Self {
+        Self {
+            key_id,
+            grant: Arc::default(),
+        }
+    }
+}
+
+impl PartialEq for Authenticated {
+    fn eq(&self, other: &Self) -> bool {
+        self.key_id == other.key_id
+    }
 }
 
 /// The set of accepted keys, as digests.
+#[derive(Clone)]
 pub struct ApiKeys {
     ids: Vec<KeyId>,
     digests: Vec<[u8; 32]>,
+    grants: Vec<Arc<KeyGrant>>,
 }
 
 impl fmt::Debug for ApiKeys {
@@ -73,25 +175,41 @@ impl ApiKeys {
         I: IntoIterator<Item = (KeyId, S)>,
         S: AsRef<str>,
     {
-        let (ids, digests) = keys
-            .into_iter()
-            .map(|(id, key)| (id, keys::digest(key.as_ref())))
-            .unzip();
-        Self { ids, digests }
+        Self::from_digests(
+            keys.into_iter()
+                .map(|(id, key)| (id, keys::digest(key.as_ref()))),
+        )
     }
 
     /// Builds the set from `(id, digest)` pairs (a keys file).
     pub fn from_digests(keys: impl IntoIterator<Item = (KeyId, [u8; 32])>) -> Self {
-        let (ids, digests) = keys.into_iter().unzip();
-        Self { ids, digests }
+        let mut set = Self {
+            ids: Vec::new(),
+            digests: Vec::new(),
+            grants: Vec::new(),
+        };
+        for (id, digest) in keys {
+            set.ids.push(KeyId::for_digest(id.name, &digest));
+            set.digests.push(digest);
+            set.grants.push(Arc::default());
+        }
+        set
     }
 
-    /// Both sets in one, `self` first.
-    pub fn merged(&self, other: &ApiKeys) -> Self {
-        Self {
+    /// Both sets in one, `self` first; `None` if an id is in both.
+    pub fn merged(&self, other: &ApiKeys) -> Option<Self> {
+        if other
+            .ids
+            .iter()
+            .any(|id| self.ids.iter().any(|own| own.name == id.name))
+        {
+            return None;
+        }
+        Some(Self {
             ids: self.ids.iter().chain(&other.ids).cloned().collect(),
             digests: self.digests.iter().chain(&other.digests).copied().collect(),
-        }
+            grants: self.grants.iter().chain(&other.grants).cloned().collect(),
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -102,8 +220,15 @@ impl ApiKeys {
         self.digests.is_empty()
     }
 
-    /// The id of the key `presented` matches, comparing against every key in constant time.
-    pub fn verify(&self, presented: &str) -> Option<KeyId> {
+    fn grant_of(&self, id: &KeyId) -> Option<&Arc<KeyGrant>> {
+        self.ids
+            .iter()
+            .position(|k| k == id)
+            .map(|i| &self.grants[i])
+    }
+
+    /// The index of the key `presented` matches, comparing against every key in constant time.
+    fn find(&self, presented: &str) -> Option<usize> {
         let candidate = keys::digest(presented);
         let mut found = subtle::Choice::from(0);
         let mut index = 0u64;
@@ -113,23 +238,45 @@ impl ApiKeys {
             found |= hit;
         }
         if bool::from(found) {
-            usize::try_from(index)
-                .ok()
-                .and_then(|i| self.ids.get(i))
-                .cloned()
+            usize::try_from(index).ok()
         } else {
             None
         }
     }
+
+    /// The id of the key `presented` matches, comparing against every key in constant time.
+    pub fn verify(&self, presented: &str) -> Option<KeyId> {
+        self.find(presented).and_then(|i| self.ids.get(i)).cloned()
+    }
+
+    /// Like [`Self::verify`], with the key's grant.
+    pub fn authenticate(&self, presented: &str) -> Option<Authenticated> {
+        let i = self.find(presented)?;
+        Some(Authenticated {
+            key_id: self.ids.get(i)?.clone(),
+            grant: self.grants.get(i)?.clone(),
+        })
+    }
+}
+
+/// Why the keys file was not taken; every file key is refused until a reload succeeds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    File(#[from] keys::KeysFileError),
+    #[error("the keys file uses an id that another key source already uses")]
+    IdClash,
 }
 
 /// The live key set: the keys given on the command line or in the environment, plus those of
 /// the keys file, which [`KeyRing::reload`] re-reads (on SIGHUP) without dropping connections.
-/// A file that fails to load leaves the previous keys in place.
+/// A file that fails to load leaves no file key in force (fail closed).
 pub struct KeyRing {
     fixed: ApiKeys,
     file: Option<std::path::PathBuf>,
     current: arc_swap::ArcSwap<ApiKeys>,
+    /// Serialises reloads (a storm of SIGHUPs), so grants are carried over consistently.
+    reloading: std::sync::Mutex<()>,
 }
 
 impl fmt::Debug for KeyRing {
@@ -139,22 +286,20 @@ impl fmt::Debug for KeyRing {
 }
 
 impl KeyRing {
-    /// `fixed` keys plus, if given, the keys file (read now).
-    pub fn new(
-        fixed: ApiKeys,
-        file: Option<std::path::PathBuf>,
-    ) -> Result<Self, keys::KeysFileError> {
+    /// `fixed` keys plus, if given, the keys file (read now; at start any error is fatal).
+    pub fn new(fixed: ApiKeys, file: Option<std::path::PathBuf>) -> Result<Self, ReloadError> {
         let ring = Self {
             fixed,
             file,
             current: arc_swap::ArcSwap::from_pointee(ApiKeys::from_digests([])),
+            reloading: std::sync::Mutex::new(()),
         };
         ring.reload()?;
         Ok(ring)
     }
 
-    /// Re-reads the keys file; returns the number of keys now accepted.
-    pub fn reload(&self) -> Result<usize, keys::KeysFileError> {
+    /// The file's keys merged with the fixed ones.
+    fn load(&self) -> Result<ApiKeys, ReloadError> {
         let from_file = match &self.file {
             None => ApiKeys::from_digests([]),
             Some(path) => {
@@ -164,14 +309,42 @@ impl KeyRing {
                 ApiKeys::from_digests(parsed.into_iter().map(|(id, d)| (KeyId::new(id), d)))
             }
         };
-        let merged = self.fixed.merged(&from_file);
-        let n = merged.len();
-        self.current.store(Arc::new(merged));
-        Ok(n)
+        self.fixed.merged(&from_file).ok_or(ReloadError::IdClash)
+    }
+
+    /// Re-reads the keys file; returns the number of keys now accepted. On an error, only the
+    /// fixed keys stay in force. Keys that are gone have their grant revoked.
+    pub fn reload(&self) -> Result<usize, ReloadError> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut next, outcome) = match self.load() {
+            Ok(keys) => (keys, Ok(())),
+            Err(e) => (self.fixed.clone(), Err(e)),
+        };
+        let previous = self.current.load_full();
+        // A key that stays keeps its grant (its streams and revocation token).
+        for (i, id) in next.ids.iter().enumerate() {
+            if let Some(grant) = previous.grant_of(id) {
+                next.grants[i] = grant.clone();
+            }
+        }
+        let n = next.len();
+        self.current.store(Arc::new(next));
+        let current = self.current.load();
+        for (id, grant) in previous.ids.iter().zip(&previous.grants) {
+            if current.grant_of(id).is_none() {
+                grant.revoked.cancel();
+            }
+        }
+        outcome.map(|()| n)
     }
 
     pub fn verify(&self, presented: &str) -> Option<KeyId> {
         self.current.load().verify(presented)
+    }
+
+    /// The key `presented` matches, with its grant.
+    pub fn authenticate(&self, presented: &str) -> Option<Authenticated> {
+        self.current.load().authenticate(presented)
     }
 
     pub fn len(&self) -> usize {
@@ -208,9 +381,11 @@ impl RequestPolicy for RequireKey {
     type Carry = Authenticated;
 
     fn before(&self, request: &mut Request) -> Result<Authenticated, Rejection> {
-        let key_id = bearer_token(request.headers())
-            .and_then(|token| self.0.verify(token).ok_or(Rejection::InvalidCredentials))?;
-        let authenticated = Authenticated { key_id };
+        let authenticated = bearer_token(request.headers()).and_then(|token| {
+            self.0
+                .authenticate(token)
+                .ok_or(Rejection::InvalidCredentials)
+        })?;
         request.extensions_mut().insert(authenticated.clone());
         Ok(authenticated)
     }
@@ -236,9 +411,10 @@ mod tests {
     #[test]
     fn verify_finds_each_key_and_only_exact_matches() {
         let keys = keys();
-        assert_eq!(keys.verify("first-key-value"), Some(KeyId::new("one")));
-        assert_eq!(keys.verify("second-key-value"), Some(KeyId::new("two")));
-        assert_eq!(keys.verify("third-key-value"), Some(KeyId::new("three")));
+        let name = |k: &str| keys.verify(k).map(|id| id.as_str().to_owned());
+        assert_eq!(name("first-key-value").as_deref(), Some("one"));
+        assert_eq!(name("second-key-value").as_deref(), Some("two"));
+        assert_eq!(name("third-key-value").as_deref(), Some("three"));
         for wrong in [
             "",
             "first-key-valu",
@@ -252,6 +428,74 @@ mod tests {
             ApiKeys::from_plain(Vec::<(KeyId, &str)>::new()).verify("x"),
             None
         );
+    }
+
+    #[test]
+    fn a_key_identity_is_its_id_and_its_digest() {
+        let a = KeyId::for_digest("alice", &keys::digest("first-secret"));
+        let b = KeyId::for_digest("alice", &keys::digest("second-secret"));
+        assert_ne!(a, b, "a new key under an old id is a new identity");
+        assert_eq!(a.as_str(), b.as_str());
+        assert_ne!(a.identity(), b.identity());
+        assert_eq!(a, KeyId::for_digest("alice", &keys::digest("first-secret")));
+    }
+
+    fn ring_with_file(text: &str) -> (tempfile::TempDir, std::path::PathBuf, KeyRing) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("keys");
+        std::fs::write(&path, text).expect("write");
+        let fixed = ApiKeys::from_plain([(KeyId::new("cli-1"), "fixed-key-value")]);
+        let ring = KeyRing::new(fixed, Some(path.clone())).expect("ring");
+        (dir, path, ring)
+    }
+
+    #[test]
+    fn a_reload_that_fails_refuses_every_file_key_and_keeps_the_fixed_ones() {
+        let line = keys::keys_file_line("filed", "file-key-value");
+        for broken in [
+            "not a keys file\n".to_owned(),
+            format!("{line}\nhalf-writ"),
+            keys::keys_file_line("cli-1", "other-value"),
+        ] {
+            let (_dir, path, ring) = ring_with_file(&line);
+            let filed = ring.authenticate("file-key-value").expect("file key");
+            std::fs::write(&path, &broken).expect("write");
+            assert!(ring.reload().is_err(), "{broken:?}");
+            assert_eq!(
+                ring.verify("file-key-value"),
+                None,
+                "{broken:?}: fails closed"
+            );
+            assert!(filed.grant.revoked().is_cancelled(), "its requests end");
+            assert!(ring.verify("fixed-key-value").is_some());
+        }
+        let (_dir, path, ring) = ring_with_file(&line);
+        std::fs::remove_file(&path).expect("rm");
+        assert!(ring.reload().is_err());
+        assert_eq!(
+            ring.verify("file-key-value"),
+            None,
+            "a removed file: no file key"
+        );
+    }
+
+    #[test]
+    fn an_emptied_keys_file_revokes_every_file_key() {
+        let line = keys::keys_file_line("filed", "file-key-value");
+        let (_dir, path, ring) = ring_with_file(&line);
+        let fixed = ring.authenticate("fixed-key-value").expect("fixed");
+        std::fs::write(&path, "# everyone revoked\n\n").expect("write");
+        assert_eq!(ring.reload(), Ok(1));
+        assert_eq!(ring.verify("file-key-value"), None);
+        assert!(
+            !fixed.grant.revoked().is_cancelled(),
+            "a kept key keeps its grant"
+        );
+        // the same file again: the kept key's grant is the same one
+        std::fs::write(&path, &line).expect("write");
+        assert_eq!(ring.reload(), Ok(2));
+        let again = ring.authenticate("fixed-key-value").expect("fixed");
+        assert!(Arc::ptr_eq(&fixed.grant, &again.grant));
     }
 
     #[test]

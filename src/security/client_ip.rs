@@ -3,10 +3,13 @@
 //! The client is the TCP peer. Only when the peer is a trusted proxy (`--trusted-proxy CIDR`)
 //! are forwarded headers read, and then the client is the right-most address in the chain that
 //! is not itself a trusted proxy: every hop to the right of it was appended by a proxy we trust,
-//! anything to its left was written by the client and may be forged. `Forwarded` (RFC 7239) is
-//! read if present, `X-Forwarded-For` otherwise. An address that does not parse (`unknown`, an
-//! obfuscated identifier) ends the walk at the last trusted hop. Without `--trusted-proxy` the
-//! headers are ignored entirely.
+//! anything to its left was written by the client and may be forged. Exactly one header is read,
+//! the one the proxy writes (`--forwarded-header`, default `x-forwarded-for`); the other is
+//! ignored even when present, because a proxy that sets one usually passes the other through as
+//! the client sent it (nginx with `$proxy_add_x_forwarded_for` forwards a client's own
+//! `Forwarded` untouched), and reading it would let the client name its own address. An address
+//! that does not parse (`unknown`, an obfuscated identifier) ends the walk at the last trusted
+//! hop. Without `--trusted-proxy` the headers are ignored entirely.
 //!
 //! The [`ResolveClientIp`] policy runs first and stores a [`ClientIp`]; everything after it (rate
 //! limits, audit) reads that through [`client_ip`].
@@ -26,15 +29,31 @@ use crate::policy::RequestPolicy;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
-/// The trusted proxies.
+/// The forwarded header a trusted proxy writes: the only one read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, ...`
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client, for=proxy1, ...`
+    Forwarded,
+}
+
+/// The trusted proxies, and the header they write.
 #[derive(Debug, Clone, Default)]
 pub struct ClientIpResolver {
     trusted: Vec<IpNet>,
+    header: ForwardedHeader,
 }
 
 impl ClientIpResolver {
-    pub fn new(trusted: Vec<IpNet>) -> Self {
-        Self { trusted }
+    pub fn new(trusted: Vec<IpNet>, header: ForwardedHeader) -> Self {
+        Self { trusted, header }
+    }
+
+    /// Whether `ip` is a trusted proxy.
+    pub fn trusts(&self, ip: IpAddr) -> bool {
+        !self.trusted.is_empty() && self.is_trusted(ip)
     }
 
     fn is_trusted(&self, ip: IpAddr) -> bool {
@@ -50,22 +69,21 @@ impl ClientIpResolver {
         if self.trusted.is_empty() || !self.is_trusted(peer) {
             return peer;
         }
-        let chain: Vec<Option<IpAddr>> = if headers.contains_key("forwarded") {
-            headers
+        let chain: Vec<Option<IpAddr>> = match self.header {
+            ForwardedHeader::Forwarded => headers
                 .get_all("forwarded")
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
                 .map(forwarded_for)
-                .collect()
-        } else {
-            headers
+                .collect(),
+            ForwardedHeader::XForwardedFor => headers
                 .get_all("x-forwarded-for")
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
                 .map(|s| parse_addr(s.trim()))
-                .collect()
+                .collect(),
         };
         let mut client = peer;
         for hop in chain.iter().rev() {
@@ -150,11 +168,18 @@ mod tests {
         h
     }
 
+    fn proxies_writing(header: ForwardedHeader) -> ClientIpResolver {
+        ClientIpResolver::new(
+            vec![
+                "10.0.0.0/8".parse().expect("net"),
+                "::1/128".parse().expect("net"),
+            ],
+            header,
+        )
+    }
+
     fn proxies() -> ClientIpResolver {
-        ClientIpResolver::new(vec![
-            "10.0.0.0/8".parse().expect("net"),
-            "::1/128".parse().expect("net"),
-        ])
+        proxies_writing(ForwardedHeader::XForwardedFor)
     }
 
     #[test]
@@ -188,6 +213,21 @@ mod tests {
                 "1.2.3.4",
             ),
             (vec![("x-forwarded-for", "garbage, 10.2.2.2")], "10.2.2.2"),
+            (vec![], "10.0.0.5"),
+        ];
+        for (pairs, expected) in cases {
+            assert_eq!(
+                r.resolve(ip("10.0.0.5"), &headers(&pairs)),
+                ip(expected),
+                "{pairs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn forwarded_is_read_when_configured() {
+        let r = proxies_writing(ForwardedHeader::Forwarded);
+        let cases = [
             (
                 vec![(
                     "forwarded",
@@ -195,13 +235,7 @@ mod tests {
                 )],
                 "2001:db8::7",
             ),
-            (
-                vec![
-                    ("forwarded", "For=1.2.3.4:80"),
-                    ("x-forwarded-for", "9.9.9.9"),
-                ],
-                "1.2.3.4",
-            ),
+            (vec![("forwarded", "For=1.2.3.4:80")], "1.2.3.4"),
             (vec![("forwarded", "for=unknown")], "10.0.0.5"),
             (vec![], "10.0.0.5"),
         ];
@@ -212,5 +246,28 @@ mod tests {
                 "{pairs:?}"
             );
         }
+    }
+
+    #[test]
+    fn only_the_configured_header_is_read_when_a_request_carries_both() {
+        // The proxy writes one header and passes the other through as the client sent it.
+        let both = headers(&[
+            ("x-forwarded-for", "198.51.100.1"),
+            ("forwarded", "for=203.0.113.66"),
+        ]);
+        let peer = ip("10.0.0.5");
+        assert_eq!(proxies().resolve(peer, &both), ip("198.51.100.1"));
+        assert_eq!(
+            proxies_writing(ForwardedHeader::Forwarded).resolve(peer, &both),
+            ip("203.0.113.66")
+        );
+        // A client-supplied header the proxy does not write is never believed.
+        let only_forwarded = headers(&[("forwarded", "for=203.0.113.66")]);
+        assert_eq!(proxies().resolve(peer, &only_forwarded), peer);
+        let only_xff = headers(&[("x-forwarded-for", "198.51.100.1")]);
+        assert_eq!(
+            proxies_writing(ForwardedHeader::Forwarded).resolve(peer, &only_xff),
+            peer
+        );
     }
 }

@@ -4,6 +4,8 @@
 
 pub mod auth;
 pub mod client_ip;
+pub mod connections;
 pub mod cors;
 pub mod origin;
 pub mod rate_limit;
+pub mod revocation;

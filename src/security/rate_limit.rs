@@ -164,23 +164,7 @@ impl RateLimiter {
 
     /// The identity of a client address (IPv6 grouped by prefix), before hashing.
     pub fn client_key(&self, ip: IpAddr) -> u128 {
-        match ip {
-            IpAddr::V4(v4) => u128::from(u32::from(v4)),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => u128::from(u32::from(v4)),
-                None => {
-                    let bits = u128::from(v6);
-                    let prefix = u32::from(self.policy.ipv6_prefix.min(128));
-                    let mask = if prefix == 0 {
-                        0
-                    } else {
-                        u128::MAX << (128 - prefix)
-                    };
-                    // set the top bit of the unused space so a v6 prefix never equals a v4 key
-                    (bits & mask) | 1
-                }
-            },
-        }
+        client_key(ip, self.policy.ipv6_prefix)
     }
 
     /// The bucket `now` falls in, and the nanoseconds since the epoch.
@@ -306,6 +290,28 @@ impl RateLimiter {
                 }
             }
         })
+    }
+}
+
+/// The identity of a client address: an IPv4 address (IPv4-mapped IPv6 included) as itself, an
+/// IPv6 address as its first `ipv6_prefix` bits (one holder of a /64 has 2^64 addresses).
+pub fn client_key(ip: IpAddr, ipv6_prefix: u8) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => u128::from(u32::from(v4)),
+            None => {
+                let bits = u128::from(v6);
+                let prefix = u32::from(ipv6_prefix.min(128));
+                let mask = if prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - prefix)
+                };
+                // set the top bit of the unused space so a v6 prefix never equals a v4 key
+                (bits & mask) | 1
+            }
+        },
     }
 }
 

@@ -134,8 +134,9 @@ async fn the_key_id_travels_with_the_response_for_the_audit_log() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         response.extensions().get::<Authenticated>(),
-        Some(&Authenticated {
-            key_id: KeyId::new("cli-2")
-        })
+        Some(&Authenticated::new(KeyId::for_digest(
+            "cli-2",
+            &secure_mcp_server::keys::digest(OTHER_KEY)
+        )))
     );
 }

@@ -55,19 +55,52 @@ async fn keys_file_digests_are_reloaded_on_sighup_without_dropping_connections()
 
     std::fs::write(&file, "not a keys file\n").expect("write");
     server.signal("HUP");
-    let log_says_kept =
-        eventually(async || server.drain_log().contains("previous keys stay in force")).await;
-    assert!(log_says_kept, "{}", server.drain_log());
+    let log_says_refused = eventually(async || {
+        server
+            .drain_log()
+            .contains("every key of the file is refused")
+    })
+    .await;
+    assert!(log_says_refused, "{}", server.drain_log());
     assert_eq!(
         server.discover(&client, &b).await,
-        200,
-        "a bad file keeps the old keys"
+        401,
+        "a file that does not parse fails closed"
     );
     let log = server.drain_log();
     assert!(
         !log.contains("not a keys file"),
         "the file's content is not logged"
     );
+
+    std::fs::write(&file, format!("{}\n", keys_file_line("beta", &b))).expect("write");
+    server.signal("HUP");
+    assert!(
+        eventually(async || server.discover(&client, &b).await == 200).await,
+        "a file that loads again brings its keys back"
+    );
+    std::fs::write(&file, "# every file key revoked\n\n").expect("write");
+    server.signal("HUP");
+    assert!(
+        eventually(async || server.discover(&client, &b).await == 401).await,
+        "an emptied file revokes every file key"
+    );
+}
+
+#[test]
+fn a_key_id_used_by_two_sources_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("keys");
+    let other = generate_key().expect("rng");
+    std::fs::write(&file, keys_file_line("cli-1", &other)).expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_secure-mcp-server"))
+        .args(["--api-key", &generate_key().expect("rng")])
+        .arg("--keys-file")
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'cli-1'"));
 }
 
 #[test]

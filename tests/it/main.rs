@@ -3,6 +3,7 @@
 mod auth;
 mod binary;
 mod check;
+mod hardening;
 mod keys;
 mod legacy;
 mod limits;

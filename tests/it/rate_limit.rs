@@ -191,3 +191,49 @@ async fn the_limit_is_shared_by_every_connection_and_kept_per_source_address() {
     }
     let _ = stop.send(());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_client_cannot_name_its_address_in_the_header_the_proxy_does_not_write() {
+    // The proxy (nginx as in the README) appends X-Forwarded-For and passes the client's own
+    // Forwarded through. Rotating Forwarded must not buy the client a fresh budget.
+    let h = Harness::with_args(&["--rate-limit", "1", "--trusted-proxy", "127.0.0.10/32"]);
+    let first = health_from(
+        &h,
+        [127, 0, 0, 10],
+        &[
+            ("x-forwarded-for", "198.51.100.7"),
+            ("forwarded", "for=203.0.113.1"),
+        ],
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::OK);
+    let second = health_from(
+        &h,
+        [127, 0, 0, 10],
+        &[
+            ("x-forwarded-for", "198.51.100.7"),
+            ("forwarded", "for=203.0.113.2"),
+        ],
+    )
+    .await;
+    assert_eq!(second.status, StatusCode::TOO_MANY_REQUESTS);
+    // Configured for Forwarded, the same two requests are two clients (and X-Forwarded-For is
+    // the header ignored).
+    let h = Harness::with_args(&[
+        "--rate-limit",
+        "1",
+        "--trusted-proxy",
+        "127.0.0.10/32",
+        "--forwarded-header",
+        "forwarded",
+    ]);
+    for client in ["for=203.0.113.1", "for=203.0.113.2"] {
+        let r = health_from(
+            &h,
+            [127, 0, 0, 10],
+            &[("x-forwarded-for", "198.51.100.7"), ("forwarded", client)],
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{client}");
+    }
+}
