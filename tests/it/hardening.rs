@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use secure_mcp_server::keys::{generate_key, keys_file_line};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{KEY, OTHER_KEY, RunningServer, serve_in_process};
