@@ -371,7 +371,7 @@ impl McpServer {
             (_, "resources/read") => {
                 let uri = string_param(params, "uri", "resources/read needs a string 'uri'")?;
                 (
-                    self.require_resources()?.read(uri).await?,
+                    self.require_resources()?.read(uri, &call.note).await?,
                     Some((FILES_TTL_MS, "private")),
                 )
             }
@@ -387,7 +387,7 @@ impl McpServer {
                 let ctx = self.context(request, &call)?;
                 (prompts.get(params, ctx, &self.sealer).await?, None)
             }
-            (_, "completion/complete") => (self.complete(params)?, None),
+            (_, "completion/complete") => (self.complete(params, &call.note).await?, None),
             _ => return Err(RpcError::MethodNotFound),
         };
         Ok(match era {
@@ -396,7 +396,11 @@ impl McpServer {
         })
     }
 
-    fn complete(&self, params: &Map<String, Value>) -> Result<Value, RpcError> {
+    async fn complete(
+        &self,
+        params: &Map<String, Value>,
+        note: &crate::observability::audit::NoteCell,
+    ) -> Result<Value, RpcError> {
         if self.prompts.is_empty() && self.resources.is_empty() {
             return Err(RpcError::MethodNotFound);
         }
@@ -430,7 +434,9 @@ impl McpServer {
                     .get("uri")
                     .and_then(Value::as_str)
                     .ok_or(bad("uri is required"))?;
-                self.require_resources()?.complete(uri, arg_name, value)
+                self.require_resources()?
+                    .complete(uri, arg_name, value, note)
+                    .await
             }
             _ => return Err(bad("unknown reference type")),
         };

@@ -27,6 +27,7 @@ use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_enco
 use serde_json::{Map, Value, json};
 
 use crate::error::RpcError;
+use crate::observability::audit::{NoteCell, note_path};
 use crate::tools::fs::{self, MAX_READ_BYTES};
 use crate::tools::sandbox::Sandbox;
 
@@ -114,9 +115,29 @@ pub trait ResourceProvider: Send + Sync + 'static {
     }
     /// The `contents` of `uri`, or `None` if this provider does not know it.
     fn read<'a>(&'a self, uri: &'a str) -> BoxFuture<'a, Result<Option<Vec<Value>>, RpcError>>;
+    /// [`Self::read`], noting for the audit log what was touched (a provider over the file
+    /// system notes the sandbox path and any escape attempt).
+    fn read_noted<'a>(
+        &'a self,
+        uri: &'a str,
+        _note: &'a NoteCell,
+    ) -> BoxFuture<'a, Result<Option<Vec<Value>>, RpcError>> {
+        self.read(uri)
+    }
     /// Completion values for `argument` of the template `template`.
     fn complete(&self, _template: &str, _argument: &str, _value: &str) -> Vec<String> {
         Vec::new()
+    }
+    /// [`Self::complete`], off the async workers where it touches the file system, noting what
+    /// it touched.
+    fn complete_noted<'a>(
+        &'a self,
+        template: &'a str,
+        argument: &'a str,
+        value: &'a str,
+        _note: &'a NoteCell,
+    ) -> BoxFuture<'a, Vec<String>> {
+        Box::pin(async move { self.complete(template, argument, value) })
     }
     /// Whether `resources/subscribe` (and `resourceSubscriptions`) make sense for this source.
     fn supports_subscribe(&self) -> bool {
@@ -200,9 +221,9 @@ impl Resources {
     }
 
     /// `resources/read`.
-    pub async fn read(&self, uri: &str) -> Result<Value, RpcError> {
+    pub async fn read(&self, uri: &str, note: &NoteCell) -> Result<Value, RpcError> {
         for provider in &self.providers {
-            if let Some(contents) = provider.read(uri).await? {
+            if let Some(contents) = provider.read_noted(uri, note).await? {
                 return Ok(json!({ "contents": contents }));
             }
         }
@@ -212,12 +233,21 @@ impl Resources {
     }
 
     /// Completion values for a template argument.
-    pub fn complete(&self, template: &str, argument: &str, value: &str) -> Vec<String> {
-        let mut values: Vec<String> = self
-            .providers
-            .iter()
-            .flat_map(|p| p.complete(template, argument, value))
-            .collect();
+    pub async fn complete(
+        &self,
+        template: &str,
+        argument: &str,
+        value: &str,
+        note: &NoteCell,
+    ) -> Vec<String> {
+        let mut values = Vec::new();
+        for provider in &self.providers {
+            values.extend(
+                provider
+                    .complete_noted(template, argument, value, note)
+                    .await,
+            );
+        }
         values.truncate(crate::mcp::prompts::MAX_COMPLETIONS);
         values
     }
@@ -244,7 +274,7 @@ impl FileResources {
             let mut page = Vec::with_capacity(PAGE_SIZE);
             let mut seen = 0usize;
             let mut more = false;
-            fs::walk(&starts, |item| {
+            fs::walk(&sandbox, &starts, |item| {
                 if item.kind != "file" {
                     return true;
                 }
@@ -273,16 +303,22 @@ impl FileResources {
         .map_err(|_| RpcError::Internal)
     }
 
-    /// The `contents` of a file URI.
-    pub async fn read_file(&self, uri: &str) -> Result<Vec<Value>, RpcError> {
+    /// The `contents` of a file URI; the sandbox path (or the attempt) is noted for the audit.
+    pub async fn read_file(&self, uri: &str, note: &NoteCell) -> Result<Vec<Value>, RpcError> {
         let not_found = || RpcError::ResourceNotFound {
             uri: uri.to_owned(),
         };
         let path = virtual_path_of(uri).ok_or_else(not_found)?;
         let sandbox = self.sandbox.clone();
         let uri_owned = uri.to_owned();
+        let note = note.clone();
         let outcome = tokio::task::spawn_blocking(move || {
-            let entry = sandbox.resolve_entry(&path).map_err(ReadFailure::Sandbox)?;
+            let resolved = sandbox.resolve_entry(&path);
+            match &resolved {
+                Ok(entry) => note_path(&note, &entry.virtual_path, false),
+                Err(e) => note_path(&note, &path, e.is_escape_attempt()),
+            }
+            let entry = resolved.map_err(ReadFailure::Sandbox)?;
             if entry.is_dir {
                 return Err(ReadFailure::Sandbox(crate::tools::sandbox::SandboxError::NotAFile));
             }
@@ -333,53 +369,106 @@ impl ResourceProvider for FileResources {
             if !uri.starts_with(SCHEME) {
                 return Ok(None);
             }
-            self.read_file(uri).await.map(Some)
+            self.read_file(uri, &NoteCell::default()).await.map(Some)
         })
     }
 
-    /// Completes `path` of `file:///{+path}` with the entries of the directory it names.
+    fn read_noted<'a>(
+        &'a self,
+        uri: &'a str,
+        note: &'a NoteCell,
+    ) -> BoxFuture<'a, Result<Option<Vec<Value>>, RpcError>> {
+        Box::pin(async move {
+            if !uri.starts_with(SCHEME) {
+                return Ok(None);
+            }
+            self.read_file(uri, note).await.map(Some)
+        })
+    }
+
     fn complete(&self, template: &str, argument: &str, value: &str) -> Vec<String> {
-        if template != "file:///{+path}" || argument != "path" {
+        complete_path(
+            &self.sandbox,
+            template,
+            argument,
+            value,
+            &NoteCell::default(),
+        )
+    }
+
+    fn complete_noted<'a>(
+        &'a self,
+        template: &'a str,
+        argument: &'a str,
+        value: &'a str,
+        note: &'a NoteCell,
+    ) -> BoxFuture<'a, Vec<String>> {
+        let (sandbox, note) = (self.sandbox.clone(), note.clone());
+        let (template, argument, value) =
+            (template.to_owned(), argument.to_owned(), value.to_owned());
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                complete_path(&sandbox, &template, &argument, &value, &note)
+            })
+            .await
+            .unwrap_or_default()
+        })
+    }
+}
+
+/// Completes `path` of `file:///{+path}` with the entries of the directory it names, noting
+/// the directory (or the attempt) for the audit log.
+fn complete_path(
+    sandbox: &Sandbox,
+    template: &str,
+    argument: &str,
+    value: &str,
+    note: &NoteCell,
+) -> Vec<String> {
+    if template != "file:///{+path}" || argument != "path" {
+        return Vec::new();
+    }
+    let (dir, prefix) = value.rsplit_once('/').unwrap_or(("", value));
+    let target = match sandbox.resolve(dir) {
+        Ok(target) => target,
+        Err(e) => {
+            note_path(note, dir, e.is_escape_attempt());
             return Vec::new();
         }
-        let (dir, prefix) = value.rsplit_once('/').unwrap_or(("", value));
-        let Ok(target) = self.sandbox.resolve(dir) else {
-            return Vec::new();
-        };
-        let names: Vec<(String, bool)> = match target {
-            crate::tools::sandbox::Target::Roots => self
-                .sandbox
-                .root_names()
-                .map(|n| (n.to_owned(), true))
-                .collect(),
-            crate::tools::sandbox::Target::Entry(e) if e.is_dir => std::fs::read_dir(&e.path)
-                .map(|rd| {
-                    rd.filter_map(Result::ok)
-                        .take(crate::tools::fs::MAX_LIST_ENTRIES)
-                        .filter_map(|d| {
-                            let is_dir = d.file_type().is_ok_and(|t| t.is_dir());
-                            d.file_name().into_string().ok().map(|n| (n, is_dir))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-            crate::tools::sandbox::Target::Entry(_) => Vec::new(),
-        };
-        let mut out: Vec<String> = names
-            .into_iter()
-            .filter(|(n, _)| n.starts_with(prefix))
-            .map(|(n, is_dir)| {
-                let joined = if dir.is_empty() {
-                    n
-                } else {
-                    format!("{dir}/{n}")
-                };
-                if is_dir { format!("{joined}/") } else { joined }
-            })
-            .collect();
-        out.sort();
-        out
-    }
+    };
+    let names: Vec<(String, bool)> = match target {
+        crate::tools::sandbox::Target::Roots => {
+            note_path(note, "/", false);
+            sandbox.root_names().map(|n| (n.to_owned(), true)).collect()
+        }
+        crate::tools::sandbox::Target::Entry(e) if e.is_dir => {
+            note_path(note, &e.virtual_path, false);
+            sandbox
+                .list(&e, crate::tools::fs::MAX_LIST_ENTRIES)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|item| (item.name, item.kind == "directory"))
+                .collect()
+        }
+        crate::tools::sandbox::Target::Entry(e) => {
+            note_path(note, &e.virtual_path, false);
+            Vec::new()
+        }
+    };
+    let mut out: Vec<String> = names
+        .into_iter()
+        .filter(|(n, _)| n.starts_with(prefix))
+        .map(|(n, is_dir)| {
+            let joined = if dir.is_empty() {
+                n
+            } else {
+                format!("{dir}/{n}")
+            };
+            if is_dir { format!("{joined}/") } else { joined }
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 enum ReadFailure {

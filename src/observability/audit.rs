@@ -112,6 +112,13 @@ pub struct CallNote {
 /// Shared between the transport (which attaches it to the response) and the tool.
 pub type NoteCell = Arc<Mutex<CallNote>>;
 
+/// Notes the sandbox path a call touched (or tried to), cut to size, for the audit log.
+pub fn note_path(note: &NoteCell, path: &str, escape_attempt: bool) {
+    let mut note = note.lock().unwrap_or_else(|e| e.into_inner());
+    note.path = Some(path.chars().take(MAX_FIELD).collect());
+    note.escape |= escape_attempt;
+}
+
 /// One audit event. It borrows from the request's records, so recording it allocates only the
 /// line written.
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -8,15 +8,14 @@
 //! - `search_files` looks at most [`MAX_SCANNED`] entries, [`MAX_DEPTH`] levels deep, and
 //!   returns at most `maxResults` (≤ [`MAX_SEARCH_RESULTS`]) matches.
 //!
-//! Walks never follow symlinks (a link is listed as `symlink`, not entered), so they cannot loop
-//! or leave the roots; reading through a link goes through the sandbox's checks.
+//! Every path is resolved by descriptor beneath its root and every later step (read, list,
+//! stat, walk) goes through the open descriptor (see [`Sandbox`]), so a directory swapped for a
+//! symlink mid-call cannot redirect it. Symlinks are listed as `symlink`, never followed or
+//! entered, so walks cannot loop or leave the roots.
 //! File system work runs on tokio's blocking pool, never on the request's worker thread.
 
-use std::fs;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
 
 use serde_json::{Map, Value, json};
 
@@ -24,7 +23,7 @@ use crate::mcp::resources::file_uri;
 use crate::tools::registry::{
     Tool, ToolContext, ToolDefinition, ToolError, ToolFuture, ToolOutput, ToolRegistry,
 };
-use crate::tools::sandbox::{Entry, Sandbox, SandboxError, Target};
+use crate::tools::sandbox::{Entry, Location, Sandbox, SandboxError, Target};
 
 pub const MAX_READ_BYTES: u64 = 1024 * 1024;
 pub const MAX_LIST_ENTRIES: usize = 1000;
@@ -90,19 +89,6 @@ fn str_arg<'a>(args: &'a Map<String, Value>, key: &str) -> &'a str {
 
 fn u64_arg(args: &Map<String, Value>, key: &str) -> Option<u64> {
     args.get(key).and_then(Value::as_u64)
-}
-
-/// The kind of a directory entry, without following a symlink.
-fn kind(file_type: fs::FileType) -> &'static str {
-    if file_type.is_symlink() {
-        "symlink"
-    } else if file_type.is_dir() {
-        "directory"
-    } else if file_type.is_file() {
-        "file"
-    } else {
-        "other"
-    }
 }
 
 pub struct ReadFile(pub Arc<Sandbox>);
@@ -230,7 +216,7 @@ impl Tool for ListDirectory {
                     ("/".to_owned(), roots, false)
                 }
                 Target::Entry(entry) if entry.is_dir => {
-                    let (entries, truncated) = list(&entry.path)?;
+                    let (entries, truncated) = list(&sandbox, &entry)?;
                     (entry.virtual_path, entries, truncated)
                 }
                 Target::Entry(_) => return Err(SandboxError::NotADirectory.into()),
@@ -242,23 +228,19 @@ impl Tool for ListDirectory {
     }
 }
 
-fn list(dir: &PathBuf) -> Result<(Vec<Value>, bool), ToolError> {
-    let mut names: Vec<(String, fs::DirEntry)> = fs::read_dir(dir)
-        .map_err(|_| SandboxError::Io)?
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().into_string().ok().map(|n| (n, e)))
-        .collect();
-    names.sort_by(|a, b| a.0.cmp(&b.0));
-    let truncated = names.len() > MAX_LIST_ENTRIES;
-    let entries = names
+/// The entries of a directory, sorted by name: at most [`MAX_LIST_ENTRIES`] of the first
+/// [`MAX_SCANNED`] the directory yields.
+fn list(sandbox: &Sandbox, dir: &Entry) -> Result<(Vec<Value>, bool), ToolError> {
+    let mut items = sandbox.list(dir, MAX_SCANNED)?;
+    items.sort_by(|a, b| a.name.cmp(&b.name));
+    let truncated = items.len() > MAX_LIST_ENTRIES;
+    let entries = items
         .into_iter()
         .take(MAX_LIST_ENTRIES)
-        .map(|(name, e)| {
-            let meta = e.metadata().ok();
-            let kind = meta.as_ref().map_or("other", |m| kind(m.file_type()));
-            let mut v = json!({ "name": name, "type": kind });
-            if let Some(m) = meta.filter(|m| m.is_file()) {
-                v["size"] = json!(m.len());
+        .map(|item| {
+            let mut v = json!({ "name": item.name, "type": item.kind });
+            if let Some(size) = item.size {
+                v["size"] = json!(size);
             }
             v
         })
@@ -292,18 +274,13 @@ impl Tool for StatPath {
                 }
                 Target::Entry(entry) => entry,
             };
-            let meta = fs::metadata(&entry.path).map_err(|_| SandboxError::Io)?;
-            let modified = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map(|d| d.as_secs());
+            let meta = sandbox.metadata(&entry)?;
             Ok(ToolOutput::structured(json!({
                 "path": entry.virtual_path,
                 "type": if entry.is_dir { "directory" } else { "file" },
-                "size": meta.len(),
-                "modified": modified,
-                "readOnly": meta.permissions().readonly(),
+                "size": meta.size,
+                "modified": meta.modified,
+                "readOnly": meta.read_only,
             })))
         })
     }
@@ -346,7 +323,7 @@ impl Tool for SearchFiles {
                 Target::Entry(_) => return Err(SandboxError::NotADirectory.into()),
             };
             let mut matches = Vec::new();
-            let walk = walk(&starts, |item| {
+            let walk = walk(&sandbox, &starts, |item| {
                 if pattern.matches(&item.name) {
                     matches.push(json!({ "path": item.virtual_path, "type": item.kind }));
                 }
@@ -375,47 +352,46 @@ pub struct WalkEnd {
 }
 
 /// Breadth-first walk below `starts`, in name order, not following symlinks, bounded by
-/// [`MAX_SCANNED`] entries and [`MAX_DEPTH`] levels. `visit` returns `false` to stop.
-pub fn walk(starts: &[Entry], mut visit: impl FnMut(&WalkItem) -> bool) -> WalkEnd {
-    let mut queue: std::collections::VecDeque<(PathBuf, String, usize)> = starts
+/// [`MAX_SCANNED`] entries and [`MAX_DEPTH`] levels. `visit` returns `false` to stop. Each
+/// directory is opened beneath its root when its turn comes (see [`Sandbox`]), so the queue
+/// holds names, not descriptors.
+pub fn walk(
+    sandbox: &Sandbox,
+    starts: &[Entry],
+    mut visit: impl FnMut(&WalkItem) -> bool,
+) -> WalkEnd {
+    let mut queue: std::collections::VecDeque<(Location, String, usize)> = starts
         .iter()
-        .map(|e| (e.path.clone(), e.virtual_path.clone(), 0))
+        .map(|e| (e.location(), e.virtual_path.clone(), 0))
         .collect();
     let mut scanned = 0usize;
-    while let Some((dir, virtual_dir, depth)) = queue.pop_front() {
-        let Ok(read) = fs::read_dir(&dir) else {
+    while let Some((location, virtual_dir, depth)) = queue.pop_front() {
+        let Ok(dir) = sandbox.open_location(&location) else {
             continue;
         };
-        let mut entries: Vec<(String, fs::DirEntry)> = read
-            .filter_map(Result::ok)
-            .filter_map(|e| e.file_name().into_string().ok().map(|n| (n, e)))
-            .collect();
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, entry) in entries {
+        let Ok(mut items) = sandbox.list(&dir, MAX_SCANNED + 1 - scanned.min(MAX_SCANNED)) else {
+            continue;
+        };
+        items.sort_by(|a, b| a.name.cmp(&b.name));
+        for item in items {
             scanned += 1;
             if scanned > MAX_SCANNED {
                 return WalkEnd {
                     stopped_early: true,
                 };
             }
-            let Ok(file_type) = entry.file_type() else {
-                continue;
-            };
-            let kind = kind(file_type);
-            let virtual_path = format!("{virtual_dir}/{name}");
-            let size = if file_type.is_file() {
-                entry.metadata().ok().map(|m| m.len())
-            } else {
-                None
-            };
-            if file_type.is_dir() && depth + 1 < MAX_DEPTH {
-                queue.push_back((entry.path(), virtual_path.clone(), depth + 1));
+            let virtual_path = format!("{virtual_dir}/{}", item.name);
+            if item.kind == "directory"
+                && depth + 1 < MAX_DEPTH
+                && let Some(child) = location.child(&item.name)
+            {
+                queue.push_back((child, virtual_path.clone(), depth + 1));
             }
             let item = WalkItem {
-                name,
+                name: item.name,
                 virtual_path,
-                kind,
-                size,
+                kind: item.kind,
+                size: item.size,
             };
             if !visit(&item) {
                 return WalkEnd {

@@ -89,13 +89,7 @@ impl ToolContext {
 
     /// Notes the sandbox path a file tool touched (or tried to), for the audit log.
     pub fn note_path(&self, path: &str, escape_attempt: bool) {
-        let mut note = self.note.lock().unwrap_or_else(|e| e.into_inner());
-        note.path = Some(
-            path.chars()
-                .take(crate::observability::audit::MAX_FIELD)
-                .collect(),
-        );
-        note.escape |= escape_attempt;
+        crate::observability::audit::note_path(&self.note, path, escape_attempt);
     }
 
     /// Attaches the request's response stream.

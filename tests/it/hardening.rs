@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use secure_mcp_server::keys::{generate_key, keys_file_line};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{KEY, OTHER_KEY, RunningServer, serve_in_process};
@@ -390,4 +390,72 @@ async fn idle_sockets_on_the_metrics_listener_are_capped_and_timed_out() {
     assert_eq!(scraped.status(), 200);
     let text = scraped.text().await.expect("text");
     assert!(text.contains("connection_limit"), "refusals are counted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_exchanged_with_an_outside_symlink_never_leaks_the_outside() {
+    use crate::support::Harness;
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let h = Harness::with_args(&["--rate-limit", "1000000"]);
+    let root = h.root();
+    let marker = "OUTSIDE-MARKER-5f2c";
+    // inside: data/sub/ holds notes.md; outside: a directory holding notes.md with the marker
+    std::fs::write(h.outside.path().join("notes.md"), marker).expect("write");
+    std::fs::write(h.outside.path().join(marker), marker).expect("write");
+    let (sub, swap) = (root.join("sub"), root.join("swap"));
+    std::os::unix::fs::symlink(h.outside.path(), &swap).expect("ln");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let (stop, sub, swap) = (stop.clone(), sub.clone(), swap.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                renameat_with(CWD, &sub, CWD, &swap, RenameFlags::EXCHANGE).expect("exchange");
+                n += 1;
+            }
+            n
+        })
+    };
+    let mut answers = 0;
+    for _ in 0..300 {
+        let mut texts = Vec::new();
+        for (tool, args) in [
+            ("list_directory", json!({"path": "data/sub"})),
+            ("read_file", json!({"path": "data/sub/notes.md"})),
+            ("stat_path", json!({"path": "data/sub/notes.md"})),
+            ("search_files", json!({"path": "data/sub", "pattern": "*"})),
+            ("search_files", json!({"path": "data", "pattern": "*"})),
+        ] {
+            texts.push(h.call_tool(tool, args).await.to_string());
+        }
+        texts.push(
+            h.modern(
+                "resources/read",
+                json!({"uri": "file:///data/sub/notes.md"}),
+            )
+            .await
+            .text,
+        );
+        texts.push(
+            h.modern(
+                "completion/complete",
+                json!({"ref": {"type": "ref/resource", "uri": "file:///{+path}"},
+                       "argument": {"name": "path", "value": "data/sub/"}}),
+            )
+            .await
+            .text,
+        );
+        for text in texts {
+            assert!(!text.contains(marker), "leaked the outside: {text}");
+            answers += 1;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = swapper.join().expect("swapper");
+    assert!(swaps > 100, "the race ran ({swaps} exchanges)");
+    assert_eq!(answers, 300 * 7);
 }

@@ -553,3 +553,80 @@ fn sigterm_lets_a_request_in_flight_finish_ends_streams_and_exits_0() {
     // and nothing new is accepted
     assert!(std::net::TcpStream::connect(&addr).is_err());
 }
+
+#[tokio::test]
+async fn resource_reads_and_path_completions_are_audited_like_the_file_tools() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    std::fs::write(data.join("a.txt"), "audited").expect("write");
+    std::os::unix::fs::symlink("/etc", data.join("out")).expect("ln");
+    let audit = dir.path().join("audit.log");
+    let key = generate_key().expect("rng");
+    let (data_arg, audit_arg) = (
+        data.to_string_lossy().into_owned(),
+        audit.to_string_lossy().into_owned(),
+    );
+    let mut server = RunningServer::start(
+        &[
+            "--api-key",
+            &key,
+            "--allow-dir",
+            &data_arg,
+            "--audit-log",
+            &audit_arg,
+        ],
+        &[],
+    );
+    let client = reqwest::Client::new();
+    let url = server.url();
+    for uri in ["file:///data/a.txt", "file:///data/out/passwd"] {
+        let r = call(
+            &client,
+            &url,
+            &key,
+            "resources/read",
+            Some(uri),
+            json!({ "uri": uri }),
+        )
+        .await;
+        assert_eq!(r.status(), 200, "{uri}");
+    }
+    for value in ["data/a", "data/out/pass"] {
+        let r = call(
+            &client,
+            &url,
+            &key,
+            "completion/complete",
+            None,
+            json!({"ref": {"type": "ref/resource", "uri": "file:///{+path}"},
+                   "argument": {"name": "path", "value": value}}),
+        )
+        .await;
+        assert_eq!(r.status(), 200, "{value}");
+    }
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+    let text = std::fs::read_to_string(&audit).expect("audit file");
+    let paths: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("json")["file_path"].clone())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            json!("data/a.txt"),
+            json!("data/out/passwd"),
+            json!("data"),
+            json!("data/out")
+        ],
+        "{text}"
+    );
+    let log = server.drain_log();
+    assert_eq!(
+        log.matches("event=\"sandbox_escape\"").count()
+            + log.matches("event=sandbox_escape").count(),
+        2,
+        "the read through a symlink and the completion through it:\n{log}"
+    );
+}
