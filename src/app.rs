@@ -140,7 +140,8 @@ impl AppState {
                 config.trusted_proxies.clone(),
                 config.forwarded_header,
             )),
-            observability: Observability::new(Arc::new(audit), Arc::new(Metrics::new(tool_names))),
+            observability: Observability::new(Arc::new(audit), Arc::new(Metrics::new(tool_names)))
+                .with_summary_window(config.rate.window),
             shutdown: CancellationToken::new(),
             started: tokio::time::Instant::now(),
             metrics_elsewhere: config.metrics_bind.is_some(),
@@ -151,10 +152,12 @@ impl AppState {
     /// learn the new tool names.
     pub fn with_server(self, server: Arc<McpServer>) -> Self {
         let mut parts = (*self.0).clone();
+        let window = parts.observability.summary.window();
         parts.observability = Observability::new(
             parts.observability.audit.clone(),
             Arc::new(Metrics::new(server.tool_names())),
-        );
+        )
+        .with_summary_window(window);
         parts.server = server;
         Self(Arc::new(parts))
     }
@@ -178,10 +181,12 @@ impl AppState {
 /// audit              one audit event per request (status, latency, key id, client, MCP method)
 /// catch panic        a panic becomes a 500 with a generic body; the server keeps serving
 /// timeout            a bound on every request, body upload included (408)
-/// CORS               answers preflights before any other check (browsers send them without
-///                    credentials), and grants only origins the Origin policy allows
 /// rate limit         per client, 429 + Retry-After; before auth so key guessing is throttled,
-///                    and a client with too many failed authentications is refused outright
+///                    and a client with too many failed authentications is refused outright;
+///                    before CORS so preflights (OPTIONS) count too and cannot be flooded
+///                    (a browser then sees the 429 without CORS headers, as a network error)
+/// CORS               answers preflights before the other checks (browsers send them without
+///                    credentials), and grants only origins the Origin policy allows
 /// -- /mcp only --
 /// Origin/Host        403 for a foreign Origin or Host (DNS rebinding), before auth
 /// auth               401 + WWW-Authenticate: Bearer; inserts Authenticated { key_id, grant }
@@ -256,8 +261,8 @@ pub fn router(state: AppState, limits: Limits) -> App {
             StatusCode::REQUEST_TIMEOUT,
             limits.request_timeout,
         ))
-        .layer(cors)
         .layer(PolicyLayer(EnforceLimits(limiters)))
+        .layer(cors)
         .service(routes)
 }
 
@@ -267,7 +272,7 @@ pub type App = SetSensitiveRequestHeaders<
         ResolveClientIp,
         PolicyService<
             Audit,
-            CatchPanic<Timeout<BrowserCors<PolicyService<EnforceLimits, Routes>>>>,
+            CatchPanic<Timeout<PolicyService<EnforceLimits, BrowserCors<Routes>>>>,
         >,
     >,
 >;

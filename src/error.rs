@@ -43,6 +43,11 @@ pub mod code {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ErrorCode(pub i32);
 
+/// Marks a 429 for a client over its request budget (a response extension): the audit
+/// summarises these per client and window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverLimit;
+
 /// A refusal by an HTTP layer, before the JSON-RPC message was read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
@@ -215,6 +220,8 @@ impl IntoResponse for Rejection {
                 window_secs,
             } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                response.extensions_mut().insert(OverLimit);
+                let headers = response.headers_mut();
                 // draft-ietf-httpapi-ratelimit-headers: the policy, and what is left of it.
                 let policy = rate_limit_value(b"q=", u64::from(limit), b";w=", window_secs);
                 if let Some(v) = policy {
@@ -270,6 +277,9 @@ pub enum RpcError {
     /// The key holds as many live sessions as `--max-sessions-per-key` allows.
     #[error("Too many sessions for this key")]
     SessionQuota,
+    /// No file-job slot came free in time (see [`crate::tools::jobs`]).
+    #[error("Server busy: retry in a moment")]
+    Busy,
     #[error("Internal error")]
     Internal,
 }
@@ -295,7 +305,7 @@ impl RpcError {
                 Era::Modern => code::INVALID_PARAMS,
                 Era::Legacy => code::RESOURCE_NOT_FOUND_LEGACY,
             },
-            Self::SessionLimit | Self::Internal => code::INTERNAL_ERROR,
+            Self::SessionLimit | Self::Busy | Self::Internal => code::INTERNAL_ERROR,
         }
     }
 
@@ -320,6 +330,7 @@ impl RpcError {
             Self::SessionNotFound => StatusCode::NOT_FOUND,
             Self::SessionLimit => StatusCode::SERVICE_UNAVAILABLE,
             Self::SessionQuota => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -393,6 +404,7 @@ mod tests {
             (RpcError::SessionNotFound, Legacy, 404, -32600),
             (RpcError::SessionLimit, Legacy, 503, -32603),
             (RpcError::SessionQuota, Legacy, 429, -32600),
+            (RpcError::Busy, Modern, 503, -32603),
             (RpcError::Internal, Legacy, 500, -32603),
         ];
         for (err, era, status, code) in table {

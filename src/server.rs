@@ -20,7 +20,7 @@
 //! The metrics listener (`--metrics-bind`) has its own, smaller connection budget
 //! ([`METRICS_CONNECTIONS`]), so scrapers and the main listener cannot starve each other.
 //!
-//! SIGHUP re-reads the keys file and the TLS certificate. A keys file that fails to load leaves
+//! SIGHUP re-reads the keys file and the TLS certificate, and reopens the audit file. A keys file that fails to load leaves
 //! no file key in force (fail closed; see [`crate::security::auth`]), logs why and counts a
 //! `keys_reload_failed` event; the sessions of keys that are gone end. A certificate that fails
 //! to load keeps the old one.
@@ -145,6 +145,7 @@ pub async fn serve_with(
         state.limiters.requests.spawn_sweeper(),
         state.limiters.auth_failures.spawn_sweeper(),
         spawn_reloader(state.clone(), extras.tls.clone()),
+        state.observability.spawn_summary_flusher(),
         spawn_sampler(state.observability.metrics.clone(), move || {
             (
                 gauges.sessions.len(),
@@ -184,6 +185,7 @@ pub async fn serve_with(
         "http"
     };
     let audit = state.observability.audit.clone();
+    let state_at_exit = state.clone();
     let listening = Listening {
         state: state.clone(),
         slots: Arc::new(ConnectionLimiter::new(
@@ -204,6 +206,7 @@ pub async fn serve_with(
     for task in background {
         task.abort();
     }
+    state_at_exit.observability.flush_summaries(true);
     audit.close();
     if let Some(writer) = audit_writer {
         let _ = writer.await;
@@ -359,6 +362,8 @@ fn spawn_reloader(state: AppState, tls: Option<Arc<TlsState>>) -> tokio::task::J
             }
             // The sessions of revoked keys end now, not at their idle timeout.
             state.sessions.sweep(tokio::time::Instant::now());
+            // logrotate renames the file, then signals: write on to a new one.
+            state.observability.audit.reopen();
             if let Some(tls) = &tls {
                 match tls.reload() {
                     Ok(()) => tracing::info!("TLS certificate reloaded"),

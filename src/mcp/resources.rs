@@ -29,6 +29,7 @@ use serde_json::{Map, Value, json};
 use crate::error::RpcError;
 use crate::observability::audit::{NoteCell, note_path};
 use crate::tools::fs::{self, MAX_READ_BYTES};
+use crate::tools::jobs::FileJobs;
 use crate::tools::sandbox::Sandbox;
 
 pub const PAGE_SIZE: usize = 100;
@@ -269,38 +270,40 @@ impl FileResources {
         let start = decode_cursor(cursor.unwrap_or_default())
             .ok_or(RpcError::InvalidParams("invalid cursor".into()))?;
         let sandbox = self.sandbox.clone();
-        tokio::task::spawn_blocking(move || {
-            let starts: Vec<_> = sandbox.root_entries().collect();
-            let mut page = Vec::with_capacity(PAGE_SIZE);
-            let mut seen = 0usize;
-            let mut more = false;
-            fs::walk(&sandbox, &starts, |item| {
-                if item.kind != "file" {
-                    return true;
-                }
-                if seen >= start {
-                    if page.len() == PAGE_SIZE {
-                        more = true;
-                        return false;
+        FileJobs::global()
+            .run(move || {
+                let starts: Vec<_> = sandbox.root_entries().collect();
+                let mut page = Vec::with_capacity(PAGE_SIZE);
+                let mut seen = 0usize;
+                let mut more = false;
+                fs::walk(&sandbox, &starts, |item| {
+                    if item.kind != "file" {
+                        return true;
                     }
-                    let mut r = json!({
-                        "uri": file_uri(&item.virtual_path),
-                        "name": item.name,
-                        "title": item.virtual_path,
-                        "mimeType": mime_for(&item.name),
-                    });
-                    if let Some(size) = item.size {
-                        r["size"] = json!(size);
+                    if seen >= start {
+                        if page.len() == PAGE_SIZE {
+                            more = true;
+                            return false;
+                        }
+                        let mut r = json!({
+                            "uri": file_uri(&item.virtual_path),
+                            "name": item.name,
+                            "title": item.virtual_path,
+                            "mimeType": mime_for(&item.name),
+                        });
+                        if let Some(size) = item.size {
+                            r["size"] = json!(size);
+                        }
+                        page.push(r);
                     }
-                    page.push(r);
-                }
-                seen += 1;
-                true
-            });
-            (page, more.then(|| encode_cursor(start + PAGE_SIZE)))
-        })
-        .await
-        .map_err(|_| RpcError::Internal)
+                    seen += 1;
+                    true
+                });
+                (page, more.then(|| encode_cursor(start + PAGE_SIZE)))
+            })
+            .await
+            .map_err(|_| RpcError::Busy)?
+            .ok_or(RpcError::Internal)
     }
 
     /// The `contents` of a file URI; the sandbox path (or the attempt) is noted for the audit.
@@ -312,7 +315,7 @@ impl FileResources {
         let sandbox = self.sandbox.clone();
         let uri_owned = uri.to_owned();
         let note = note.clone();
-        let outcome = tokio::task::spawn_blocking(move || {
+        let outcome = FileJobs::global().run(move || {
             let resolved = sandbox.resolve_entry(&path);
             match &resolved {
                 Ok(entry) => note_path(&note, &entry.virtual_path, false),
@@ -334,7 +337,8 @@ impl FileResources {
             })
         })
         .await
-        .map_err(|_| RpcError::Internal)?;
+        .map_err(|_| RpcError::Busy)?
+        .ok_or(RpcError::Internal)?;
         match outcome {
             Ok(content) => Ok(vec![content]),
             Err(ReadFailure::TooLarge) => Err(RpcError::InvalidParams(
@@ -407,11 +411,12 @@ impl ResourceProvider for FileResources {
         let (template, argument, value) =
             (template.to_owned(), argument.to_owned(), value.to_owned());
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                complete_path(&sandbox, &template, &argument, &value, &note)
-            })
-            .await
-            .unwrap_or_default()
+            FileJobs::global()
+                .run(move || complete_path(&sandbox, &template, &argument, &value, &note))
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default()
         })
     }
 }

@@ -164,6 +164,10 @@ async fn post(state: AppState, request: axum::extract::Request, max_body: usize)
         framing,
         stream: accepts_sse(&headers),
     };
+    // A declared length over the limit is refused before a byte of the body is waited for.
+    if declared_length(&headers).is_some_and(|n| n > max_body as u64) {
+        return Rejection::PayloadTooLarge.into_response();
+    }
     let body = match Limited::new(body, max_body).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
@@ -189,6 +193,15 @@ async fn post(state: AppState, request: axum::extract::Request, max_body: usize)
         response.extensions_mut().insert(call);
     }
     response
+}
+
+/// The `Content-Length` a request declares (hyper has already refused one that does not parse
+/// or that disagrees with another).
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 fn params_of(message: &Message) -> Option<&serde_json::Map<String, Value>> {

@@ -11,7 +11,13 @@
 //! `audit` (human lines, or JSON with `--log-format json`). Writing never blocks a request: events
 //! go through a bounded channel ([`AUDIT_QUEUE`]) to a writer task, and when the channel is full
 //! the event is counted as dropped (`mcp_audit_dropped_events`, `/health/details`), never lost
-//! silently. On shutdown the writer drains the channel and flushes.
+//! silently. On shutdown the writer drains the channel and flushes. The writer is a thread of
+//! its own (not a task on the blocking pool the file tools share, so a burst of file reads
+//! cannot hold the audit back), and it reopens the file by its path after SIGHUP, so
+//! logrotate's rename-then-signal works.
+//!
+//! A client over its request budget is not audited request by request: see
+//! [`crate::observability::summary`].
 //!
 //! Security events (target `security`, counted in `mcp_security_events_total`): `auth_failed`,
 //! `rate_limited`, `forbidden_origin`, `oversized_body`, `sandbox_escape`, each with the client
@@ -32,14 +38,16 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use serde::Serialize;
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
+use std::sync::atomic::AtomicBool;
+
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::error::{ErrorCode, Rejection};
+use crate::error::{ErrorCode, OverLimit, Rejection};
 use crate::mcp::jsonrpc::Message;
 use crate::mcp::version::Era;
 use crate::observability::metrics::{KNOWN_METHODS, Metrics, method_label};
+use crate::observability::summary::RejectionSummary;
 use crate::policy::RequestPolicy;
 use crate::security::auth::Authenticated;
 use crate::security::client_ip::client_ip;
@@ -140,6 +148,10 @@ pub struct AuditEvent<'a> {
     pub bytes_out: Option<u64>,
     pub outcome: &'static str,
     pub file_path: Option<&'a str>,
+    /// Over-limit rejections of this client summarised into this event (see
+    /// [`crate::observability::summary`]); absent when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<u64>,
 }
 
 impl AuditEvent<'_> {
@@ -188,6 +200,9 @@ impl AuditEvent<'_> {
         json_int(&mut out, b",\"bytes_out\":", self.bytes_out);
         json_str(&mut out, b",\"outcome\":", Some(self.outcome));
         json_str(&mut out, b",\"file_path\":", self.file_path);
+        if self.suppressed.is_some() {
+            json_int(&mut out, b",\"suppressed\":", self.suppressed);
+        }
         out.extend_from_slice(b"}\n");
         out
     }
@@ -363,9 +378,20 @@ fn rfc3339_uncached(t: SystemTime) -> String {
 /// Where audit events go.
 pub struct AuditSink {
     to_file: bool,
+    path: Option<std::path::PathBuf>,
     sender: RwLock<Option<mpsc::Sender<Vec<u8>>>>,
-    receiver: Mutex<Option<(mpsc::Receiver<Vec<u8>>, tokio::fs::File)>>,
-    dropped: AtomicU64,
+    receiver: Mutex<Option<(mpsc::Receiver<Vec<u8>>, std::fs::File)>>,
+    dropped: Arc<AtomicU64>,
+    reopen: Arc<AtomicBool>,
+}
+
+fn open_append(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
 }
 
 impl std::fmt::Debug for AuditSink {
@@ -379,68 +405,95 @@ impl AuditSink {
     pub fn to_log() -> Self {
         Self {
             to_file: false,
+            path: None,
             sender: RwLock::new(None),
             receiver: Mutex::new(None),
-            dropped: AtomicU64::new(0),
+            dropped: Arc::default(),
+            reopen: Arc::default(),
         }
     }
 
     /// Audit events go to `path` (created 0600 if missing, appended to).
     pub fn to_file(path: &std::path::Path) -> std::io::Result<Self> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)?;
+        let file = open_append(path)?;
         let (tx, rx) = mpsc::channel(AUDIT_QUEUE);
         Ok(Self {
             to_file: true,
+            path: Some(path.to_owned()),
             sender: RwLock::new(Some(tx)),
-            receiver: Mutex::new(Some((rx, tokio::fs::File::from_std(file)))),
-            dropped: AtomicU64::new(0),
+            receiver: Mutex::new(Some((rx, file))),
+            dropped: Arc::default(),
+            reopen: Arc::default(),
         })
     }
 
-    /// Starts the writer task (once); it ends after [`Self::close`], having written everything.
-    pub fn spawn_writer(&self) -> Option<tokio::task::JoinHandle<()>> {
+    /// Asks the writer to reopen the file by its path (after logrotate renamed it).
+    pub fn reopen(&self) {
+        self.reopen.store(true, Ordering::Release);
+    }
+
+    /// Starts the writer thread (once); it ends after [`Self::close`], having written
+    /// everything, and the returned receiver then completes.
+    pub fn spawn_writer(&self) -> Option<tokio::sync::oneshot::Receiver<()>> {
         let (mut rx, file) = self
             .receiver
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()?;
-        Some(tokio::spawn(async move {
-            // The writer wakes on a timer, not on every event: a request only pushes a line into
-            // the queue (no wake-up, no context switch), and every FLUSH_EVERY the writer takes
-            // everything queued and writes it in one go.
-            let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
-            let mut ticker = tokio::time::interval(FLUSH_EVERY);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticker.tick().await;
-                let mut closed = false;
+        let (path, reopen) = (self.path.clone(), self.reopen.clone());
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || {
+                use std::io::Write;
+                // The writer wakes on a timer, not on every event: a request only pushes a line
+                // into the queue (no wake-up, no context switch), and every FLUSH_EVERY the
+                // writer takes everything queued and writes it in one go.
+                let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
                 loop {
-                    match rx.try_recv() {
-                        Ok(line) => {
-                            if out.write_all(&line).await.is_err() {
-                                tracing::error!("the audit log could not be written");
+                    std::thread::sleep(FLUSH_EVERY);
+                    let mut closed = false;
+                    let mut failed = false;
+                    loop {
+                        match rx.try_recv() {
+                            Ok(line) => failed |= out.write_all(&line).is_err(),
+                            Err(mpsc::error::TryRecvError::Empty) => break,
+                            Err(mpsc::error::TryRecvError::Disconnected) => {
+                                closed = true;
+                                break;
                             }
                         }
-                        Err(mpsc::error::TryRecvError::Empty) => break,
-                        Err(mpsc::error::TryRecvError::Disconnected) => {
-                            closed = true;
-                            break;
+                    }
+                    if out.flush().is_err() || failed {
+                        tracing::error!("the audit log could not be written");
+                    }
+                    if reopen.swap(false, Ordering::AcqRel)
+                        && let Some(path) = &path
+                    {
+                        match open_append(path) {
+                            Ok(file) => {
+                                out = std::io::BufWriter::with_capacity(256 * 1024, file);
+                                tracing::info!("audit log reopened");
+                            }
+                            Err(e) => tracing::error!(
+                                error = %e.kind(),
+                                "the audit log could not be reopened; writing on to the old file"
+                            ),
                         }
                     }
+                    if closed {
+                        let _ = done.send(());
+                        return;
+                    }
                 }
-                if out.flush().await.is_err() {
-                    tracing::error!("the audit log could not be written");
-                }
-                if closed {
-                    return;
-                }
+            });
+        match spawned {
+            Ok(_) => Some(finished),
+            Err(e) => {
+                tracing::error!(error = %e, "the audit writer could not start");
+                None
             }
-        }))
+        }
     }
 
     /// Queues a line (newline included); counts it as dropped if the writer is behind.
@@ -537,6 +590,7 @@ impl LogThrottle {
 pub struct Observability {
     pub audit: Arc<AuditSink>,
     pub metrics: Arc<Metrics>,
+    pub summary: Arc<RejectionSummary>,
     throttle: Arc<LogThrottle>,
     boot: u32,
     counter: Arc<AtomicU64>,
@@ -551,10 +605,62 @@ impl Observability {
         Self {
             audit,
             metrics,
+            summary: Arc::new(RejectionSummary::new(std::time::Duration::from_secs(60))),
             throttle: Arc::new(LogThrottle::default()),
             boot,
             counter: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Over-limit rejections are summarised per this window (the rate-limit window).
+    pub fn with_summary_window(mut self, window: std::time::Duration) -> Self {
+        self.summary = Arc::new(RejectionSummary::new(window));
+        self
+    }
+
+    /// Writes a summary event for every client whose over-limit rejections were only counted
+    /// and whose window has passed (`all`: every one, at shutdown).
+    pub fn flush_summaries(&self, all: bool) {
+        let pending = if all {
+            self.summary.drain_all()
+        } else {
+            self.summary.drain_expired(Instant::now())
+        };
+        for (client, suppressed) in pending {
+            let event = AuditEvent {
+                time: rfc3339(SystemTime::now()),
+                request_id: self.next_id(),
+                client,
+                key_id: None,
+                http_method: "-",
+                path: "-",
+                mcp_method: None,
+                name: None,
+                era: None,
+                status: StatusCode::TOO_MANY_REQUESTS.as_u16(),
+                rpc_error: None,
+                latency_ms: 0.0,
+                bytes_in: None,
+                bytes_out: None,
+                outcome: "rate_limited",
+                file_path: None,
+                suppressed: Some(suppressed),
+            };
+            self.audit.record(&event);
+        }
+    }
+
+    /// Flushes summaries every half window until the task is aborted.
+    pub fn spawn_summary_flusher(&self) -> tokio::task::JoinHandle<()> {
+        let obs = self.clone();
+        let every = (self.summary.window() / 2).max(std::time::Duration::from_secs(1));
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            loop {
+                ticker.tick().await;
+                obs.flush_summaries(false);
+            }
+        })
     }
 
     /// A security event outside a request (a refused connection, a failed key reload): counted
@@ -667,6 +773,7 @@ impl Pending {
             bytes_out: axum::body::HttpBody::size_hint(response.body()).exact(),
             outcome: outcome(status),
             file_path: note.path.as_deref(),
+            suppressed: None,
         };
         obs.metrics
             .request(event.outcome, method_label(event.mcp_method), latency);
@@ -691,7 +798,19 @@ impl Pending {
                 );
             }
         }
-        obs.audit.record(&event);
+        // Over its budget, a client's rejections are summarised, not written one by one.
+        let mut event = event;
+        let written = if ext.get::<OverLimit>().is_some() {
+            obs.summary
+                .admit(self.client, Instant::now())
+                .map(|n| event.suppressed = (n > 0).then_some(n))
+                .is_some()
+        } else {
+            true
+        };
+        if written {
+            obs.audit.record(&event);
+        }
         if let Some(v) = event.request_id.header_value() {
             response.headers_mut().insert(REQUEST_ID.clone(), v);
         }
@@ -796,6 +915,7 @@ mod tests {
             bytes_out: Some(u64::MAX),
             outcome: "ok",
             file_path: Some(awkward),
+            suppressed: Some(7),
         };
         let check = |event: &AuditEvent| {
             let line = event.to_json_line();
@@ -845,6 +965,7 @@ mod tests {
             bytes_out: None,
             outcome: "ok",
             file_path: None,
+            suppressed: None,
         };
         // no writer running: the queue fills, then every further event is counted as dropped
         for _ in 0..AUDIT_QUEUE + 10 {
@@ -855,6 +976,7 @@ mod tests {
         let writer = sink.spawn_writer().expect("writer");
         sink.close();
         writer.await.expect("writer ends");
+        sink.reopen();
         let written = std::fs::read_to_string(dir.path().join("audit.log")).expect("read");
         assert_eq!(
             written.lines().count(),

@@ -239,15 +239,21 @@ impl RateLimiter {
         self.with_window(ip, now, |w, at| self.decide(w, at, true))
     }
 
-    /// Whether `ip` is over its limit at `now`, without counting anything.
+    /// Whether `ip` is over its limit at `now`, without counting anything. A client the table
+    /// has no room for is judged by the shared overflow window its failures were counted in.
     pub fn peek(&self, ip: IpAddr, now: Instant) -> Decision {
         let at = self.bucket(now);
         let (key, mut shard) = self.locate(ip);
-        match shard.get_mut(&key) {
-            Some(w) => self.decide(w, at, false),
-            None => Decision::Allowed {
-                remaining: self.policy.limit,
-            },
+        if let Some(w) = shard.get_mut(&key) {
+            return self.decide(w, at, false);
+        }
+        drop(shard);
+        if self.tracked.load(Ordering::Relaxed) >= self.policy.max_clients {
+            let mut overflow = self.overflow.lock().unwrap_or_else(|e| e.into_inner());
+            return self.decide(&mut overflow, at, false);
+        }
+        Decision::Allowed {
+            remaining: self.policy.limit,
         }
     }
 
@@ -533,6 +539,28 @@ mod tests {
         // a tracked client keeps its own budget
         assert!(matches!(
             l.check(IpAddr::from(0x0a00_0000u32.to_be_bytes()), now),
+            Decision::Allowed { .. }
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn peek_judges_an_untracked_client_by_the_overflow_window_when_the_table_is_full() {
+        let mut p = policy(3, 60);
+        p.max_clients = 2;
+        let l = RateLimiter::new(p, Instant::now());
+        let now = Instant::now();
+        l.check(ip("10.0.0.1"), now);
+        l.check(ip("10.0.0.2"), now);
+        // the table is full: these failures land in the shared overflow window
+        for _ in 0..3 {
+            l.check(ip("10.9.9.9"), now);
+        }
+        assert!(
+            matches!(l.peek(ip("10.9.9.9"), now), Decision::Limited { .. }),
+            "a client that did not fit in the table is still refused"
+        );
+        assert!(matches!(
+            l.peek(ip("10.0.0.1"), now),
             Decision::Allowed { .. }
         ));
     }

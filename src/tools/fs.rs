@@ -20,6 +20,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use crate::mcp::resources::file_uri;
+use crate::tools::jobs::FileJobs;
 use crate::tools::registry::{
     Tool, ToolContext, ToolDefinition, ToolError, ToolFuture, ToolOutput, ToolRegistry,
 };
@@ -71,14 +72,16 @@ fn path_only_schema() -> Value {
     })
 }
 
-/// Runs blocking file work off the async workers; a panic there becomes a tool error.
+/// Runs blocking file work off the async workers, in one of the bounded file-job slots (busy:
+/// a tool error); a panic there becomes a tool error.
 fn blocking<F>(work: F) -> ToolFuture
 where
     F: FnOnce() -> Result<ToolOutput, ToolError> + Send + 'static,
 {
     Box::pin(async move {
-        tokio::task::spawn_blocking(work)
-            .await
+        FileJobs::global()
+            .run(work)
+            .await?
             .unwrap_or(Err(ToolError::Failed("internal error")))
     })
 }

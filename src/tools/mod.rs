@@ -2,6 +2,7 @@
 //! built-in tools.
 
 pub mod fs;
+pub mod jobs;
 pub mod registry;
 pub mod sandbox;
 pub mod system;

@@ -307,6 +307,9 @@ pub enum ToolError {
     Sandbox(#[from] SandboxError),
     #[error("{0}")]
     Failed(&'static str),
+    /// No file-job slot came free in time (see [`crate::tools::jobs`]).
+    #[error("{0}")]
+    Busy(#[from] crate::tools::jobs::Busy),
 }
 
 pub type ToolFuture = Pin<Box<dyn Future<Output = Result<ToolOutput, ToolError>> + Send>>;

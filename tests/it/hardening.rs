@@ -459,3 +459,93 @@ async fn a_directory_exchanged_with_an_outside_symlink_never_leaks_the_outside()
     assert!(swaps > 100, "the race ran ({swaps} exchanges)");
     assert_eq!(answers, 300 * 7);
 }
+
+fn audit_lines(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON event per line"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_flood_over_the_limit_is_summarised_not_audited_line_by_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let audit = dir.path().join("audit.log");
+    let audit_arg = audit.to_string_lossy().into_owned();
+    let mut server = RunningServer::start(
+        &[
+            "--api-key",
+            KEY,
+            "--audit-log",
+            &audit_arg,
+            "--rate-limit",
+            "2",
+        ],
+        &[],
+    );
+    let client = reqwest::Client::new();
+    let health = format!("http://{}/health", server.addr);
+    let mut statuses = Vec::new();
+    for _ in 0..200 {
+        statuses.push(
+            client
+                .get(&health)
+                .send()
+                .await
+                .expect("send")
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 2);
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+    let events = audit_lines(&audit);
+    // two answered, the first 429, and at shutdown one summary of the other 197
+    assert_eq!(events.len(), 4, "{events:?}");
+    assert_eq!(events[2]["status"], 429);
+    assert!(events[2].get("suppressed").is_none());
+    assert_eq!(events[3]["suppressed"], 197);
+    assert_eq!(events[3]["client"], "127.0.0.1");
+    let log = server.drain_log();
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+#[tokio::test]
+async fn the_audit_file_is_reopened_on_sighup_after_a_rotation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let audit = dir.path().join("audit.log");
+    let rotated = dir.path().join("audit.log.1");
+    let audit_arg = audit.to_string_lossy().into_owned();
+    let server = RunningServer::start(&["--api-key", KEY, "--audit-log", &audit_arg], &[]);
+    let client = reqwest::Client::new();
+    assert_eq!(server.discover(&client, KEY).await, 200);
+    let mut before = 0;
+    for _ in 0..50 {
+        before = audit_lines(&audit).len();
+        if before == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(before, 1);
+    std::fs::rename(&audit, &rotated).expect("rotate");
+    server.signal("HUP");
+    let mut reopened = false;
+    for _ in 0..50 {
+        assert_eq!(server.discover(&client, KEY).await, 200);
+        if audit.exists() && !audit_lines(&audit).is_empty() {
+            reopened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(reopened, "events go to a new file at the configured path");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&audit)
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}

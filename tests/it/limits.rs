@@ -141,3 +141,26 @@ async fn a_panicking_tool_is_a_generic_500_and_the_server_keeps_serving() {
     let r = h.modern("tools/list", json!({})).await;
     assert_eq!(r.status, axum::http::StatusCode::OK);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_declared_length_over_the_limit_gets_413_before_the_body_arrives() {
+    let (addr, _stop) = start(Limits {
+        max_body: 1024,
+        request_timeout: Duration::from_secs(600),
+        ..Limits::default()
+    })
+    .await;
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\nContent-Length: 10737418240\r\n\r\n{{"
+    );
+    s.write_all(head.as_bytes()).await.expect("write");
+    // far below the request timeout: only the declared length can have answered
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("answered at once")
+        .expect("read");
+    let reply = String::from_utf8_lossy(&buf[..n]);
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+}

@@ -227,3 +227,24 @@ async fn cors_never_answers_with_a_wildcard() {
         assert_ne!(r.header("access-control-allow-origin"), Some("*"));
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn preflights_count_against_the_clients_rate_limit() {
+    let h = Harness::with_args(&[
+        "--allow-origin",
+        "https://app.example.com",
+        "--rate-limit",
+        "3",
+    ]);
+    for _ in 0..3 {
+        assert_eq!(
+            preflight(&h, "https://app.example.com").await.status,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        preflight(&h, "https://app.example.com").await.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a flood of OPTIONS is limited like any other request"
+    );
+}
