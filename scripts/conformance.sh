@@ -41,10 +41,11 @@ cargo build --quiet --examples
 . scripts/lib.sh
 
 key=$(target/debug/secure-mcp-server --generate-key | head -n 1)
-# Rate limit and session cap raised for the run (a suite sends ~130 requests in ~1 s and never
+# Rate limit and per-key session quota raised for the run (a suite sends ~130 requests in ~1 s and never
 # deletes its sessions); everything else at its defaults.
 target/debug/examples/everything --api-key "$key" --bind 127.0.0.1:0 \
-    --rate-limit 100000 --auth-fail-limit 100000 > "$work/server.log" 2>&1 &
+    --rate-limit 100000 --auth-fail-limit 100000 --max-sessions-per-key 100000 \
+    > "$work/server.log" 2>&1 &
 pids+=($!)
 server=$(listening "$work/server.log")
 MCP_PROXY_KEY="$key" target/debug/examples/auth_proxy "http://$server" 127.0.0.1:0 > "$work/proxy.log" 2>&1 &

@@ -4,6 +4,10 @@
 //!
 //! The rate-limit probe spends the client's request budget, so it runs only with
 //! `--rate-limit`, and sends at most `--max-requests` requests.
+//!
+//! It speaks HTTPS (rustls with the `ring` provider, the server's own; certificates are checked
+//! against the system's roots, plus `--ca-cert` for a private CA or a self-signed certificate),
+//! since an operator should run it against the `https://` URL clients use.
 
 use std::time::Duration;
 
@@ -30,6 +34,24 @@ pub struct CheckArgs {
     /// The most requests the rate-limit probe sends.
     #[arg(long, default_value_t = 1000)]
     pub max_requests: u32,
+    /// A PEM certificate to trust besides the system's roots (a private CA, a self-signed
+    /// server certificate).
+    #[arg(long, value_name = "PEM")]
+    pub ca_cert: Option<std::path::PathBuf>,
+}
+
+/// The HTTP(S) client of the probes.
+fn client(ca_cert: Option<&std::path::Path>) -> Result<reqwest::Client, String> {
+    // The server's provider for the client too (a second installation is a no-op).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10));
+    if let Some(path) = ca_cert {
+        let pem = std::fs::read(path).map_err(|e| format!("--ca-cert: {}", e.kind()))?;
+        let cert = reqwest::Certificate::from_pem(&pem)
+            .map_err(|_| "--ca-cert: not a PEM certificate".to_owned())?;
+        builder = builder.tls_certs_merge([cert]);
+    }
+    builder.build().map_err(|e| e.to_string())
 }
 
 struct Probe {
@@ -197,10 +219,7 @@ pub async fn run(args: CheckArgs) -> bool {
             return false;
         }
     };
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-    {
+    let client = match client(args.ca_cert.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             println!("FAIL  http client: {e}");

@@ -58,6 +58,16 @@ fn main() -> ExitCode {
             return ExitCode::from(EX_USAGE);
         }
     };
+    // A generated key is shown once, on the terminal. Under a service manager stderr goes to a
+    // journal that others may read, so there the server refuses to start instead.
+    if config.keys.generated && !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprintln!(
+            "secure-mcp-server: no API key is configured and stderr is not a terminal to show a \
+             generated one on; make a key with `secure-mcp-server --generate-key` and pass it with \
+             --api-key, MCP_API_KEY, --env-keys or --keys-file"
+        );
+        return ExitCode::from(EX_USAGE);
+    }
 
     let filter =
         || tracing_subscriber::EnvFilter::try_from_env("MCP_LOG").unwrap_or_else(|_| "info".into());

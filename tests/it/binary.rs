@@ -93,8 +93,8 @@ fn env_keys_are_read_from_mcp_api_keys() {
 }
 
 #[tokio::test]
-async fn without_a_key_the_server_prints_one_generated_key_once_and_accepts_it() {
-    let mut server = RunningServer::start(&[], &[("MCP_LOG", "debug")]);
+async fn without_a_key_the_server_prints_one_generated_key_once_on_a_terminal_and_accepts_it() {
+    let mut server = RunningServer::start_on_terminal(&[], &[("MCP_LOG", "debug")]);
     let key = server
         .log
         .iter()
@@ -125,6 +125,21 @@ async fn without_a_key_the_server_prints_one_generated_key_once_and_accepts_it()
         all.contains("key_id=\"generated\""),
         "the log names the key by id:\n{all}"
     );
+}
+
+#[test]
+fn without_a_key_and_without_a_terminal_the_server_refuses_to_start() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_secure-mcp-server"))
+        .args(["--bind", "127.0.0.1:0"])
+        .env_remove("MCP_API_KEYS")
+        .env_remove("MCP_API_KEY")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--generate-key"), "{stderr}");
+    assert!(!stderr.contains("smcp_"), "no key is printed: {stderr}");
 }
 
 #[test]

@@ -549,3 +549,33 @@ async fn the_audit_file_is_reopened_on_sighup_after_a_rotation() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+#[tokio::test]
+async fn refused_connections_are_all_counted_but_their_log_lines_are_throttled() {
+    let mut server =
+        RunningServer::start(&["--api-key", KEY, "--max-connections-per-ip", "1"], &[]);
+    let _held = tokio::net::TcpStream::connect(&server.addr)
+        .await
+        .expect("connect");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = tokio::time::Instant::now();
+    for _ in 0..300 {
+        let mut s = tokio::net::TcpStream::connect(&server.addr)
+            .await
+            .expect("connect");
+        let mut buf = [0u8; 1];
+        let _ = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await;
+    }
+    let seconds = started.elapsed().as_secs() + 1;
+    let log = server.drain_log();
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("connection_limit_per_ip"))
+        .count() as u64;
+    assert!(lines >= 1, "{log}");
+    assert!(
+        lines <= 20 * (seconds + 1),
+        "{lines} log lines for 300 refusals in {seconds} s"
+    );
+    assert!(lines < 300, "not one line per refusal");
+}

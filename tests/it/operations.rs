@@ -630,3 +630,37 @@ async fn resource_reads_and_path_completions_are_audited_like_the_file_tools() {
         "the read through a symlink and the completion through it:\n{log}"
     );
 }
+
+#[test]
+fn check_speaks_https_and_trusts_a_given_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key_file, _) = tls_files(dir.path(), "check");
+    let key = generate_key().expect("rng");
+    let (c, k) = (
+        cert.to_string_lossy().into_owned(),
+        key_file.to_string_lossy().into_owned(),
+    );
+    let server = RunningServer::start(&["--api-key", &key, "--tls-cert", &c, "--tls-key", &k], &[]);
+    let port = server.addr.rsplit(':').next().expect("port");
+    let url = format!("https://localhost:{port}/mcp");
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_secure-mcp-server"))
+            .args(["check", "--url", &url, "--api-key", &key])
+            .args(extra)
+            .output()
+            .expect("run check");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = run(&["--ca-cert", &c]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("0 failed"), "{out}");
+    let (code, out) = run(&[]);
+    assert_eq!(
+        code,
+        Some(1),
+        "an untrusted certificate fails the probes: {out}"
+    );
+}

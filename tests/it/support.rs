@@ -286,6 +286,24 @@ pub fn first_text(result: &Value) -> &str {
     result["content"][0]["text"].as_str().unwrap_or_default()
 }
 
+/// `text` without ANSI colour sequences (`ESC [ ... m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The built binary, running as a server on an ephemeral loopback port.
 pub struct RunningServer {
     pub child: std::process::Child,
@@ -299,25 +317,54 @@ impl RunningServer {
     /// Starts the binary with `args` (plus `--bind 127.0.0.1:0`) and `env`, and waits for its
     /// listening line.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        use std::io::BufRead;
+        let mut cmd = Self::command(args, env);
+        cmd.stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn");
+        let stderr = child.stderr.take().expect("stderr");
+        Self::from_child(child, stderr)
+    }
+
+    /// Like [`Self::start`], with stderr on a pseudo-terminal (as when run by hand).
+    pub fn start_on_terminal(args: &[&str], env: &[(&str, &str)]) -> Self {
+        use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+        let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).expect("openpt");
+        grantpt(&master).expect("grantpt");
+        unlockpt(&master).expect("unlockpt");
+        let name = ptsname(&master, Vec::new()).expect("ptsname");
+        let slave = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name.as_bytes()))
+            .expect("open pty");
+        let mut cmd = Self::command(args, env);
+        cmd.stderr(slave);
+        let child = cmd.spawn().expect("spawn");
+        Self::from_child(child, std::fs::File::from(master))
+    }
+
+    fn command(args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_secure-mcp-server"));
         cmd.args(args)
             .args(["--bind", "127.0.0.1:0"])
             .env_remove("MCP_API_KEYS")
             .env_remove("MCP_API_KEY")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped());
+            .stdout(std::process::Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("spawn");
-        let stderr = child.stderr.take().expect("stderr");
+        cmd
+    }
+
+    fn from_child(child: std::process::Child, stderr: impl std::io::Read + Send + 'static) -> Self {
+        use std::io::BufRead;
         let (tx, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr)
                 .lines()
                 .map_while(Result::ok)
             {
+                // a terminal ends lines with \r\n, and the log colours its fields there
+                let line = strip_ansi(line.trim_end_matches('\r'));
                 if tx.send(line).is_err() {
                     break;
                 }
