@@ -564,6 +564,17 @@ mod tests {
     }
 
     #[test]
+    fn a_new_key_under_an_old_id_does_not_inherit_its_sessions() {
+        let store = SessionStore::new(Duration::from_secs(60), 10);
+        let now = Instant::now();
+        let old = KeyId::for_digest("alice", &crate::keys::digest("old-key-value"));
+        let new = KeyId::for_digest("alice", &crate::keys::digest("new-key-value"));
+        let id = store.create(old.clone(), V, now).expect("create");
+        assert_eq!(store.touch(&id, &new, now), Err(RpcError::SessionNotFound));
+        assert_eq!(store.touch(&id, &old, now), Ok(V));
+    }
+
+    #[test]
     fn ids_are_unique_visible_ascii() {
         let store = SessionStore::new(Duration::from_secs(60), 100);
         let a = store.create(alice(), V, Instant::now()).expect("a");

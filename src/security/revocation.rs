@@ -11,8 +11,8 @@
 //!   (the SSE stream is closed, not cut) as soon as the key is revoked.
 //!
 //! Decisions: the watch is set up only once the handler is pending (answers that are ready at
-//! once cost nothing), and only stream bodies are wrapped, so the hot JSON path allocates
-//! nothing here.
+//! once cost nothing), inside the future (no allocation), and only stream bodies are wrapped
+//! (one allocation per stream), so the JSON path allocates nothing here.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -87,7 +87,8 @@ pin_project! {
         #[pin]
         inner: F,
         grant: Option<Arc<KeyGrant>>,
-        revoked: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+        #[pin]
+        revoked: Option<WaitForCancellationFutureOwned>,
         max_streams: usize,
     }
 }
@@ -99,7 +100,7 @@ where
     type Output = Result<Response, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let mut this = self.project();
         let Some(grant) = this.grant.as_ref() else {
             return this.inner.poll(cx);
         };
@@ -107,10 +108,14 @@ where
             let response = result?;
             return Poll::Ready(Ok(bind_stream(response, grant, *this.max_streams)));
         }
-        let revoked = this
-            .revoked
-            .get_or_insert_with(|| Box::pin(grant.revoked().clone().cancelled_owned()));
-        ready!(revoked.as_mut().poll(cx));
+        // Set up the watch the first time the handler is pending, inline (no allocation).
+        if this.revoked.is_none() {
+            this.revoked
+                .set(Some(grant.revoked().clone().cancelled_owned()));
+        }
+        if let Some(revoked) = this.revoked.as_pin_mut() {
+            ready!(revoked.poll(cx));
+        }
         Poll::Ready(Ok(Rejection::InvalidCredentials.into_response()))
     }
 }
