@@ -21,7 +21,8 @@
 //!
 //! Security events (target `security`, counted in `mcp_security_events_total`): `auth_failed`,
 //! `rate_limited`, `forbidden_origin`, `oversized_body`, `sandbox_escape`, each with the client
-//! address.
+//! address; and, outside a request, `connection_limit` and `connection_limit_per_ip` (a
+//! connection refused at accept) and `keys_reload_failed`. Log lines are throttled per kind.
 //!
 //! Client-supplied strings are cut to [`MAX_FIELD`] characters. JSON encoding escapes newlines
 //! and control characters, and the text log uses `Debug` formatting, which escapes them too, so
