@@ -112,7 +112,8 @@ pub fn framing(headers: &HeaderMap) -> Result<Framing, Rejection> {
     }
 }
 
-fn is_json_content_type(headers: &HeaderMap) -> bool {
+/// Whether `Content-Type` is `application/json` (parameters such as `charset` allowed).
+pub fn is_json_content_type(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -592,6 +593,15 @@ fn session_of(
     }
 }
 
+/// The `Last-Event-ID` a resuming client sends: one of the event ids this server hands out (an
+/// unsigned integer); anything else is no resumption.
+pub fn last_event_id(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
 /// `GET /mcp`: the 2025-era standalone stream of a session (list changes and updates of
 /// subscribed resources), resumable with `Last-Event-ID`. Without a session, or in
 /// 2026-07-28, there is no such stream: 405.
@@ -616,10 +626,7 @@ pub async fn get(
         Ok(s) => s,
         Err(e) => return rpc_error(None, e, Era::Legacy),
     };
-    let last = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let last = last_event_id(&headers);
     let Some(end) = session.open_get_stream(last.is_some()) else {
         return Rejection::Conflict.into_response();
     };

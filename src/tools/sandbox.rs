@@ -453,6 +453,11 @@ impl Location {
 }
 
 impl Entry {
+    /// The open descriptor (what every later step goes through).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
     /// Where this entry lies.
     pub fn location(&self) -> Location {
         Location {
