@@ -11,7 +11,12 @@
 //! - a client has `--header-timeout-secs` to finish the TLS handshake (with `--tls-cert`) and
 //!   to send its request headers, on the first request and on every kept-alive one, or the
 //!   connection is closed (slowloris); the body and the handler are bounded by the request
-//!   timeout layer in [`crate::app::router`].
+//!   timeout layer in [`crate::app::router`];
+//! - a client that stops reading (a large response, a stream) holds no more than the socket's
+//!   buffers: a write that cannot progress for the request timeout fails ([`StallGuard`]) and
+//!   the connection is closed, so neither memory nor the connection slot is held without bound.
+//! - a failing `accept` (out of descriptors) backs off and is logged at most a few times a
+//!   second; the connections already open keep being served.
 //!
 //! Shutdown (SIGTERM or Ctrl-C): the listener closes; long-lived streams end cleanly (a
 //! `subscriptions/listen` stream with its final result); requests in flight get
@@ -38,7 +43,7 @@ use tower::ServiceExt;
 
 use crate::app::{self, AppState, Limits};
 use crate::config::Config;
-use crate::observability::audit::Observability;
+use crate::observability::audit::{LogThrottle, Observability};
 use crate::observability::metrics::{ConnectionGuard, spawn_sampler};
 use crate::security::connections::{ConnectionLimiter, Refused};
 use crate::tls::TlsState;
@@ -170,6 +175,7 @@ pub async fn serve_with(
             limits,
             tls: None,
             graceful: GracefulShutdown::new(),
+            accept_log: LogThrottle::default(),
         };
         let stop = stop.clone();
         background.push(tokio::spawn(async move {
@@ -196,6 +202,7 @@ pub async fn serve_with(
         limits,
         tls: extras.tls.clone(),
         graceful: GracefulShutdown::new(),
+        accept_log: LogThrottle::default(),
     };
     let app = app::router(state, limits);
     tracing::info!(%addr, "listening on {scheme}://{addr}/mcp");
@@ -222,6 +229,7 @@ struct Listening {
     limits: Limits,
     tls: Option<Arc<TlsState>>,
     graceful: GracefulShutdown,
+    accept_log: LogThrottle,
 }
 
 impl Listening {
@@ -260,8 +268,12 @@ impl Listening {
                 accepted = listener.accept() => match accepted {
                     Ok(pair) => pair,
                     Err(e) => {
-                        // Out of descriptors or similar: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
+                        // Out of descriptors or similar: back off instead of spinning, and say
+                        // so without flooding the log.
+                        obs.metrics.security_event("accept_failed");
+                        if self.accept_log.admit("accept_failed", tokio::time::Instant::now()).is_some() {
+                            tracing::warn!(error = %e, "accept failed; open connections are still served");
+                        }
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
@@ -282,6 +294,7 @@ impl Listening {
                 }
             };
             let _ = stream.set_nodelay(true);
+            let stream = StallGuard::new(stream, self.limits.request_timeout);
             let service = service.clone();
             let watcher = self.graceful.watcher();
             let tls = self.tls.clone();
@@ -335,6 +348,110 @@ async fn serve_connection<I, S>(
     let _ = watcher
         .watch(builder.serve_connection(TokioIo::new(io), service))
         .await;
+}
+
+pin_project_lite::pin_project! {
+    /// A connection's socket that fails a write which cannot progress for `limit` (the client
+    /// stopped reading), so hyper closes the connection instead of waiting for ever.
+    pub struct StallGuard<I> {
+        #[pin]
+        io: I,
+        limit: Duration,
+        // boxed (only once a write stalls) so the guard is `Unpin` like the socket
+        stalled: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    }
+}
+
+impl<I> StallGuard<I> {
+    pub fn new(io: I, limit: Duration) -> Self {
+        Self {
+            io,
+            limit,
+            stalled: None,
+        }
+    }
+}
+
+impl<I> StallGuard<I> {
+    /// Turns a pending write into a time-out once it has been pending for `limit`.
+    fn guard<T>(
+        stalled: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+        limit: Duration,
+        cx: &mut std::task::Context<'_>,
+        polled: std::task::Poll<std::io::Result<T>>,
+    ) -> std::task::Poll<std::io::Result<T>> {
+        use std::task::Poll;
+        match polled {
+            Poll::Ready(r) => {
+                *stalled = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let timer = stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                match Some(timer.as_mut().poll(cx)) {
+                    Some(Poll::Ready(())) => Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the client stopped reading",
+                    ))),
+                    _ => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl<I: AsyncRead> AsyncRead for StallGuard<I> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.project().io.poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite> AsyncWrite for StallGuard<I> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.project();
+        let polled = this.io.poll_write(cx, buf);
+        Self::guard(this.stalled, *this.limit, cx, polled)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.project();
+        let polled = this.io.poll_write_vectored(cx, bufs);
+        Self::guard(this.stalled, *this.limit, cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.project();
+        let polled = this.io.poll_flush(cx);
+        Self::guard(this.stalled, *this.limit, cx, polled)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.project();
+        let polled = this.io.poll_shutdown(cx);
+        Self::guard(this.stalled, *this.limit, cx, polled)
+    }
 }
 
 /// Re-reads the keys file and the TLS certificate on every SIGHUP.
@@ -392,5 +509,42 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_the_client_never_reads_fails_after_the_limit() {
+        let (server, mut client) = tokio::io::duplex(64);
+        let mut guarded = StallGuard::new(server, Duration::from_secs(30));
+        let started = tokio::time::Instant::now();
+        let big = vec![b'x'; 4096];
+        let err = guarded
+            .write_all(&big)
+            .await
+            .expect_err("the client never reads");
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), Duration::from_secs(30));
+        // a client that reads keeps the writes flowing, however long the whole takes
+        let (server, mut reader) = tokio::io::duplex(64);
+        let mut guarded = StallGuard::new(server, Duration::from_secs(30));
+        let slow_reader = tokio::spawn(async move {
+            let mut buf = [0u8; 64];
+            let mut total = 0;
+            while total < 4096 {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                total += reader.read(&mut buf).await.expect("read");
+            }
+        });
+        guarded
+            .write_all(&big)
+            .await
+            .expect("progress resets the limit");
+        slow_reader.await.expect("reader");
+        let _ = client.read(&mut [0u8; 1]).await;
     }
 }

@@ -386,6 +386,20 @@ pub struct AuditSink {
     reopen: Arc<AtomicBool>,
 }
 
+/// Appends whole lines: a write that fails part-way is cut back to where it started (the file
+/// never ends in half a line; truncating also gives back the space it took).
+fn write_batch(file: &mut std::fs::File, batch: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let start = file.metadata().map(|m| m.len()).ok();
+    let written = file.write_all(batch);
+    if written.is_err()
+        && let Some(start) = start
+    {
+        let _ = file.set_len(start);
+    }
+    written
+}
+
 fn open_append(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
@@ -442,22 +456,28 @@ impl AuditSink {
             .unwrap_or_else(|e| e.into_inner())
             .take()?;
         let (path, reopen) = (self.path.clone(), self.reopen.clone());
+        let dropped = self.dropped.clone();
         let (done, finished) = tokio::sync::oneshot::channel();
         let spawned = std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || {
-                use std::io::Write;
                 // The writer wakes on a timer, not on every event: a request only pushes a line
                 // into the queue (no wake-up, no context switch), and every FLUSH_EVERY the
                 // writer takes everything queued and writes it in one go.
-                let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
+                let mut file = file;
+                let mut batch: Vec<u8> = Vec::with_capacity(256 * 1024);
+                let mut failing = false;
                 loop {
                     std::thread::sleep(FLUSH_EVERY);
                     let mut closed = false;
-                    let mut failed = false;
+                    let mut lines = 0u64;
+                    batch.clear();
                     loop {
                         match rx.try_recv() {
-                            Ok(line) => failed |= out.write_all(&line).is_err(),
+                            Ok(line) => {
+                                batch.extend_from_slice(&line);
+                                lines += 1;
+                            }
                             Err(mpsc::error::TryRecvError::Empty) => break,
                             Err(mpsc::error::TryRecvError::Disconnected) => {
                                 closed = true;
@@ -465,15 +485,33 @@ impl AuditSink {
                             }
                         }
                     }
-                    if out.flush().is_err() || failed {
-                        tracing::error!("the audit log could not be written");
+                    if lines > 0 {
+                        match write_batch(&mut file, &batch) {
+                            Ok(()) if failing => {
+                                failing = false;
+                                tracing::warn!("the audit log is written again");
+                            }
+                            Ok(()) => {}
+                            Err(e) => {
+                                // The batch is counted as dropped; a partial write was undone,
+                                // so the file holds whole lines only.
+                                dropped.fetch_add(lines, Ordering::Relaxed);
+                                if !failing {
+                                    failing = true;
+                                    tracing::error!(
+                                        error = %e.kind(),
+                                        "the audit log could not be written; events are counted as dropped until it can"
+                                    );
+                                }
+                            }
+                        }
                     }
                     if reopen.swap(false, Ordering::AcqRel)
                         && let Some(path) = &path
                     {
                         match open_append(path) {
-                            Ok(file) => {
-                                out = std::io::BufWriter::with_capacity(256 * 1024, file);
+                            Ok(reopened) => {
+                                file = reopened;
                                 tracing::info!("audit log reopened");
                             }
                             Err(e) => tracing::error!(
@@ -483,6 +521,7 @@ impl AuditSink {
                         }
                     }
                     if closed {
+                        let _ = file.sync_data();
                         let _ = done.send(());
                         return;
                     }
@@ -984,5 +1023,56 @@ mod tests {
             AUDIT_QUEUE,
             "everything queued was written on close"
         );
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_counts_the_events_as_dropped_and_writing_resumes_after_a_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.log");
+        std::os::unix::fs::symlink("/dev/full", &path).expect("ln");
+        let sink = AuditSink::to_file(&path).expect("open");
+        let event = AuditEvent {
+            time: rfc3339(SystemTime::now()),
+            request_id: RequestIdent { boot: 1, n: 1 },
+            client: None,
+            key_id: None,
+            http_method: "GET",
+            path: "/",
+            mcp_method: None,
+            name: None,
+            era: None,
+            status: 200,
+            rpc_error: None,
+            latency_ms: 0.0,
+            bytes_in: None,
+            bytes_out: None,
+            outcome: "ok",
+            file_path: None,
+            suppressed: None,
+        };
+        let writer = sink.spawn_writer().expect("writer");
+        for _ in 0..3 {
+            sink.record(&event);
+        }
+        let mut waited = 0;
+        while sink.dropped() < 3 && waited < 100 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            waited += 1;
+        }
+        assert_eq!(sink.dropped(), 3, "the failed writes are counted");
+        // the disk frees up: here, the path names a real file again and SIGHUP reopens it
+        std::fs::remove_file(&path).expect("rm");
+        sink.reopen();
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        sink.record(&event);
+        sink.close();
+        writer.await.expect("writer ends");
+        let written = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(
+            written.lines().count(),
+            1,
+            "writing resumed with whole lines"
+        );
+        assert_eq!(sink.dropped(), 3);
     }
 }
