@@ -3,6 +3,7 @@
 # corpus and dictionary; exits non-zero on the first crash (its input is kept under
 # fuzz/artifacts/TARGET/). Prints executions, coverage and corpus size per target.
 #   bash scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
+# FUZZ_DEV=1 builds the targets unoptimised (faster to build, slower to run: CI's short runs).
 # Installs cargo-fuzz if missing. Uses the nightly toolchain if there is one, else the stable
 # one with RUSTC_BOOTSTRAP=1. Runs without a sanitizer (the crate forbids unsafe code; the
 # targets assert properties, not only the absence of panics), with debug assertions on.
@@ -22,6 +23,9 @@ else
     export RUSTC_BOOTSTRAP=1
 fi
 opts=(--sanitizer none --debug-assertions)
+if [ "${FUZZ_DEV:-0}" = 1 ]; then
+    opts+=(--dev)
+fi
 
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then

@@ -14,10 +14,15 @@ fuzz_target!(|data: &[u8]| {
         Message::Request(r) => {
             // what the transport reads of `_meta`
             if let Some(meta) = r.params.get("_meta").and_then(Value::as_object) {
-                let _ = meta.get("io.modelcontextprotocol/protocolVersion").and_then(Value::as_str);
-                let _ = meta.get("io.modelcontextprotocol/clientCapabilities").and_then(Value::as_object);
+                let _ = meta
+                    .get("io.modelcontextprotocol/protocolVersion")
+                    .and_then(Value::as_str);
+                let _ = meta
+                    .get("io.modelcontextprotocol/clientCapabilities")
+                    .and_then(Value::as_object);
                 let _ = secure_mcp_server::mcp::session::known_capabilities(
-                    meta.get("io.modelcontextprotocol/clientCapabilities").and_then(Value::as_object),
+                    meta.get("io.modelcontextprotocol/clientCapabilities")
+                        .and_then(Value::as_object),
                 );
             }
             json!({"jsonrpc": "2.0", "id": r.id, "method": r.method, "params": r.params})
@@ -31,6 +36,7 @@ fuzz_target!(|data: &[u8]| {
         },
     };
     let bytes = serde_json::to_vec(&again).expect("serialises");
-    let reparsed = jsonrpc::parse(&bytes).expect("an accepted message re-serialises to a valid one");
+    let reparsed =
+        jsonrpc::parse(&bytes).expect("an accepted message re-serialises to a valid one");
     assert_eq!(reparsed, message, "re-serialised message differs");
 });

@@ -20,7 +20,8 @@ fn written(text: &str, ip: IpAddr) -> bool {
                 t.parse::<IpAddr>().ok(),
                 t.parse::<SocketAddr>().ok().map(|a| a.ip()),
                 bracketed.trim_start_matches('[').parse::<IpAddr>().ok(),
-                t.rsplit_once(':').and_then(|(h, _)| h.parse::<IpAddr>().ok()),
+                t.rsplit_once(':')
+                    .and_then(|(h, _)| h.parse::<IpAddr>().ok()),
             ]
         })
         .flatten()
@@ -38,7 +39,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let map = common::values_of(name, rest);
     let resolver = ClientIpResolver::new(
-        vec!["10.0.0.0/8".parse().expect("net"), "::1/128".parse().expect("net")],
+        vec![
+            "10.0.0.0/8".parse().expect("net"),
+            "::1/128".parse().expect("net"),
+        ],
         header,
     );
     let peer: IpAddr = "10.0.0.5".parse().expect("ip");

@@ -14,7 +14,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(p) = glob::Pattern::new(pattern) {
         let _ = p.matches(name);
         if !pattern.contains(['*', '?', '[', ']']) {
-            assert_eq!(p.matches(name), pattern == name, "a literal pattern matches itself only");
+            assert_eq!(
+                p.matches(name),
+                pattern == name,
+                "a literal pattern matches itself only"
+            );
         }
     }
 });

@@ -13,13 +13,25 @@ fuzz_target!(|data: &[u8]| {
         Ok(keys) => {
             let canonical: String = keys
                 .iter()
-                .map(|(id, d)| format!("{id}:{}\n", d.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+                .map(|(id, d)| {
+                    format!(
+                        "{id}:{}\n",
+                        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+                    )
+                })
                 .collect();
-            assert_eq!(parse_keys_file(&canonical).expect("canonical form parses"), keys);
+            assert_eq!(
+                parse_keys_file(&canonical).expect("canonical form parses"),
+                keys
+            );
         }
         Err(e) => {
             // the message is one of the fixed texts (with a line number), never file content
-            let shape: String = e.to_string().chars().filter(|c| !c.is_ascii_digit()).collect();
+            let shape: String = e
+                .to_string()
+                .chars()
+                .filter(|c| !c.is_ascii_digit())
+                .collect();
             assert!(
                 [
                     "keys file line : expected 'id:shahex' (an id of letters, digits, '-', '_', '.', then  hex digits)",

@@ -26,7 +26,15 @@ fuzz_target!(|data: &[u8]| {
     );
     let _ = loopback.check(&map);
     if listed.check(&map).is_ok() {
-        let host = map.get("host").and_then(|h| h.to_str().ok()).unwrap_or_default();
-        assert!(host.trim().to_ascii_lowercase().starts_with("mcp.example.com"), "{host:?}");
+        let host = map
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
+        assert!(
+            host.trim()
+                .to_ascii_lowercase()
+                .starts_with("mcp.example.com"),
+            "{host:?}"
+        );
     }
 });

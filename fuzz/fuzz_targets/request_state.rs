@@ -21,7 +21,14 @@ fuzz_target!(|data: &[u8]| {
         "forged state opened"
     );
     let sealed = sealer().seal("tools/call t", &alice, &text);
-    assert_eq!(sealer().open(&sealed, "tools/call t", &alice).as_deref(), Ok(&*text));
+    assert_eq!(
+        sealer().open(&sealed, "tools/call t", &alice).as_deref(),
+        Ok(&*text)
+    );
     assert!(sealer().open(&sealed, "tools/call u", &alice).is_err());
-    assert!(sealer().open(&sealed, "tools/call t", &KeyId::new("bob")).is_err());
+    assert!(
+        sealer()
+            .open(&sealed, "tools/call t", &KeyId::new("bob"))
+            .is_err()
+    );
 });

@@ -39,8 +39,15 @@ fn world() -> &'static World {
         let root = root.canonicalize().expect("canonical");
         let root_arg = root.to_string_lossy().into_owned();
         let cli = Cli::try_parse_from([
-            "secure-mcp-server", "--api-key", KEY, "--allow-dir", &root_arg,
-            "--rate-limit", "1000000000", "--auth-fail-limit", "1000000000",
+            "secure-mcp-server",
+            "--api-key",
+            KEY,
+            "--allow-dir",
+            &root_arg,
+            "--rate-limit",
+            "1000000000",
+            "--auth-fail-limit",
+            "1000000000",
         ])
         .expect("cli");
         let config = Config::from_cli(cli, None).expect("config");
@@ -52,7 +59,12 @@ fn world() -> &'static World {
             let state = AppState::from_config(&config).expect("state");
             router(state, secure_mcp_server::server::limits(&config))
         });
-        World { _dir: dir, root: root_arg, app, runtime }
+        World {
+            _dir: dir,
+            root: root_arg,
+            app,
+            runtime,
+        }
     })
 }
 
@@ -67,7 +79,11 @@ fuzz_target!(|data: &[u8]| {
     let start = String::from_utf8_lossy(lines.next().unwrap_or_default()).into_owned();
     let (method, path) = start.split_once(' ').unwrap_or(("POST", start.as_str()));
     let method = Method::from_bytes(method.as_bytes()).unwrap_or(Method::POST);
-    let path = if path.starts_with('/') { path.to_owned() } else { format!("/mcp{path}") };
+    let path = if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/mcp{path}")
+    };
     let Ok(uri) = path.parse::<axum::http::Uri>() else {
         return;
     };

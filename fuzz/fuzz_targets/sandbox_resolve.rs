@@ -40,7 +40,11 @@ fn tree() -> &'static Tree {
         link(std::path::Path::new("../outside"), "rel");
         link(std::path::Path::new("/"), "slash");
         let sandbox = Sandbox::new(std::slice::from_ref(&root)).expect("sandbox");
-        Tree { _dir: dir, root, sandbox }
+        Tree {
+            _dir: dir,
+            root,
+            sandbox,
+        }
     })
 }
 
@@ -50,7 +54,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let t = tree();
     // aim at the root most of the time
-    let requested = if path.starts_with('/') { path.to_owned() } else { format!("data/{path}") };
+    let requested = if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("data/{path}")
+    };
     if let Ok(Target::Entry(entry)) = t.sandbox.resolve(&requested) {
         assert!(entry.virtual_path == "data" || entry.virtual_path.starts_with("data/"));
         assert!(!entry.virtual_path.split('/').any(|c| c == ".."));
