@@ -222,6 +222,29 @@ pub async fn serve_with(
     Ok(())
 }
 
+/// A service a connection can be served with: the main router or the metrics router.
+pub trait ConnectionService:
+    tower::Service<
+        axum::extract::Request,
+        Response = axum::response::Response,
+        Error = std::convert::Infallible,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> ConnectionService for S where
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
 /// What an accept loop needs besides its listener and service.
 struct Listening {
     state: AppState,
@@ -252,13 +275,7 @@ impl Listening {
         service: S,
         until: impl Future<Output = ()>,
     ) where
-        S: tower::Service<
-                axum::extract::Request,
-                Response = axum::response::Response,
-                Error = std::convert::Infallible,
-            > + Clone
-            + Send
-            + 'static,
+        S: ConnectionService,
         S::Future: Send + 'static,
     {
         let obs: &Observability = &self.state.observability;
@@ -327,13 +344,7 @@ async fn serve_connection<I, S>(
     watcher: Watcher,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: tower::Service<
-            axum::extract::Request,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
+    S: ConnectionService,
     S::Future: Send + 'static,
 {
     let service =

@@ -984,11 +984,9 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_full_queue_counts_drops_instead_of_blocking() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let sink = AuditSink::to_file(&dir.path().join("audit.log")).expect("open");
-        let event = AuditEvent {
+    /// A `GET /` answered 200, with nothing optional.
+    fn plain_event() -> AuditEvent<'static> {
+        AuditEvent {
             time: rfc3339(SystemTime::now()),
             request_id: RequestIdent { boot: 1, n: 1 },
             client: None,
@@ -1006,7 +1004,14 @@ mod tests {
             outcome: "ok",
             file_path: None,
             suppressed: None,
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_counts_drops_instead_of_blocking() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sink = AuditSink::to_file(&dir.path().join("audit.log")).expect("open");
+        let event = plain_event();
         // no writer running: the queue fills, then every further event is counted as dropped
         for _ in 0..AUDIT_QUEUE + 10 {
             sink.record(&event);
@@ -1031,25 +1036,7 @@ mod tests {
         let path = dir.path().join("audit.log");
         std::os::unix::fs::symlink("/dev/full", &path).expect("ln");
         let sink = AuditSink::to_file(&path).expect("open");
-        let event = AuditEvent {
-            time: rfc3339(SystemTime::now()),
-            request_id: RequestIdent { boot: 1, n: 1 },
-            client: None,
-            key_id: None,
-            http_method: "GET",
-            path: "/",
-            mcp_method: None,
-            name: None,
-            era: None,
-            status: 200,
-            rpc_error: None,
-            latency_ms: 0.0,
-            bytes_in: None,
-            bytes_out: None,
-            outcome: "ok",
-            file_path: None,
-            suppressed: None,
-        };
+        let event = plain_event();
         let writer = sink.spawn_writer().expect("writer");
         for _ in 0..3 {
             sink.record(&event);

@@ -37,19 +37,22 @@ async fn call(
     req.send().await.expect("send")
 }
 
-#[tokio::test]
-async fn the_audit_file_holds_one_parseable_event_per_request_and_no_key() {
+/// The binary with a key, an allowed directory `data` holding `a.txt` (and whatever `prepare`
+/// adds), and the audit log in `audit.log` beside it.
+fn audited_server(
+    prepare: impl FnOnce(&std::path::Path),
+) -> (tempfile::TempDir, String, RunningServer) {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     std::fs::create_dir(&data).expect("mkdir");
     std::fs::write(data.join("a.txt"), "audited").expect("write");
-    let audit = dir.path().join("audit.log");
+    prepare(&data);
     let key = generate_key().expect("rng");
     let (data_arg, audit_arg) = (
         data.to_string_lossy().into_owned(),
-        audit.to_string_lossy().into_owned(),
+        dir.path().join("audit.log").to_string_lossy().into_owned(),
     );
-    let mut server = RunningServer::start(
+    let server = RunningServer::start(
         &[
             "--api-key",
             &key,
@@ -60,6 +63,13 @@ async fn the_audit_file_holds_one_parseable_event_per_request_and_no_key() {
         ],
         &[],
     );
+    (dir, key, server)
+}
+
+#[tokio::test]
+async fn the_audit_file_holds_one_parseable_event_per_request_and_no_key() {
+    let (dir, key, mut server) = audited_server(|_| {});
+    let audit = dir.path().join("audit.log");
     let client = reqwest::Client::new();
     let url = server.url();
     assert_eq!(
@@ -556,28 +566,10 @@ fn sigterm_lets_a_request_in_flight_finish_ends_streams_and_exits_0() {
 
 #[tokio::test]
 async fn resource_reads_and_path_completions_are_audited_like_the_file_tools() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).expect("mkdir");
-    std::fs::write(data.join("a.txt"), "audited").expect("write");
-    std::os::unix::fs::symlink("/etc", data.join("out")).expect("ln");
+    let (dir, key, mut server) = audited_server(|data| {
+        std::os::unix::fs::symlink("/etc", data.join("out")).expect("ln");
+    });
     let audit = dir.path().join("audit.log");
-    let key = generate_key().expect("rng");
-    let (data_arg, audit_arg) = (
-        data.to_string_lossy().into_owned(),
-        audit.to_string_lossy().into_owned(),
-    );
-    let mut server = RunningServer::start(
-        &[
-            "--api-key",
-            &key,
-            "--allow-dir",
-            &data_arg,
-            "--audit-log",
-            &audit_arg,
-        ],
-        &[],
-    );
     let client = reqwest::Client::new();
     let url = server.url();
     for uri in ["file:///data/a.txt", "file:///data/out/passwd"] {
