@@ -2,7 +2,8 @@
 
 Every request goes to the loopback address given, from a source address in 127.0.0.0/8 that
 churns (thousands over a run). Each kind of request has the statuses it may get; anything else,
-any 5xx, or a connection error on a well-formed request is a failure. Every 10 s the server's
+any 5xx, or a connection error on a well-formed request is a failure. A 429 is never a failure
+(a client over a budget is told so); those outside the deliberate floods are counted and shown. Every 10 s the server's
 RSS, open descriptors, threads, live sessions and rate-limiter size are sampled. At the end:
 the RSS slope after the warm-up, descriptors back to the baseline, and the audit file holding
 every answered request exactly once (an over-limit 429 may instead be counted in a summary's
@@ -30,7 +31,8 @@ class Soak:
         self.pid = args.pid
         self.lock = threading.Lock()
         self.request_ids = []          # X-Request-Id of every answered request
-        self.over_limit = 0            # 429s from the rate limiter
+        self.over_limit = 0            # 429s of every kind
+        self.limited = {}              # kind -> 429s outside the deliberate floods
         self.counts = {}               # kind -> answered
         self.failures = []
         self.conn_errors = 0
@@ -60,7 +62,10 @@ class Soak:
                     self.over_limit += 1
                 else:
                     self.request_ids.append(rid)
-            if status >= 500 or status not in allowed:
+            # a client that happens over its budget is told so: a defence, not a failure
+            if status == 429 and kind != "over_limit":
+                self.limited[kind] = self.limited.get(kind, 0) + 1
+            elif status >= 500 or status not in allowed:
                 policy = headers.get("ratelimit-policy", "")
                 self.failures.append(f"{kind}: status {status} {policy}".rstrip())
 
@@ -311,6 +316,8 @@ def main():
     print()
     for kind in sorted(s.counts):
         print(f"  {kind:28} {s.counts[kind]:7d}")
+    if s.limited:
+        print("  429s outside the floods: " + ", ".join(f"{k} {v}" for k, v in sorted(s.limited.items())))
     print(f"  source addresses: {len(s.addresses)}; over-limit 429s {s.over_limit}, "
           f"audited {audited_429} + summarised {suppressed}")
     slope_text = f"{slope:+.2f}% per minute" if judged else "not judged (run under 90 s)"
