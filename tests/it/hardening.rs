@@ -175,15 +175,8 @@ async fn one_address_at_its_connection_cap_does_not_starve_another() {
     drop(idle);
 }
 
-/// Opens a 2025 session and its GET stream; returns the session id and the stream.
-async fn session_stream(
-    client: &reqwest::Client,
-    url: &str,
-    key: &str,
-) -> (
-    String,
-    impl futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>>,
-) {
+/// Opens a 2025 session for `key`; returns its id.
+async fn open_session(client: &reqwest::Client, url: &str, key: &str) -> String {
     let r = client
         .post(url)
         .bearer_auth(key)
@@ -194,21 +187,42 @@ async fn session_stream(
         .await
         .expect("initialize");
     assert_eq!(r.status(), 200);
-    let session = r
-        .headers()
+    r.headers()
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
         .expect("session")
-        .to_owned();
-    let stream = client
+        .to_owned()
+}
+
+/// Asks for a session's GET stream.
+async fn get_stream(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    session: &str,
+) -> reqwest::Response {
+    client
         .get(url)
         .bearer_auth(key)
         .header("accept", "text/event-stream")
         .header("mcp-protocol-version", "2025-11-25")
-        .header("mcp-session-id", &session)
+        .header("mcp-session-id", session)
         .send()
         .await
-        .expect("get");
+        .expect("get")
+}
+
+/// Opens a 2025 session and its GET stream; returns the session id and the stream.
+async fn session_stream(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+) -> (
+    String,
+    impl futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>>,
+) {
+    let session = open_session(client, url, key).await;
+    let stream = get_stream(client, url, key, &session).await;
     assert_eq!(stream.status(), 200);
     (session, stream.bytes_stream())
 }
@@ -302,27 +316,8 @@ async fn a_key_holds_at_most_its_streams() {
     let client = reqwest::Client::new();
     let (_, a) = session_stream(&client, &url, KEY).await;
     let (_, b) = session_stream(&client, &url, KEY).await;
-    let r = client
-        .post(&url)
-        .bearer_auth(KEY)
-        .header("content-type", "application/json")
-        .body(initialize_body(1))
-        .send()
-        .await
-        .expect("initialize");
-    let session = r.headers()["mcp-session-id"]
-        .to_str()
-        .expect("id")
-        .to_owned();
-    let third = client
-        .get(&url)
-        .bearer_auth(KEY)
-        .header("accept", "text/event-stream")
-        .header("mcp-protocol-version", "2025-11-25")
-        .header("mcp-session-id", &session)
-        .send()
-        .await
-        .expect("get");
+    let session = open_session(&client, &url, KEY).await;
+    let third = get_stream(&client, &url, KEY, &session).await;
     assert_eq!(third.status(), 429);
     let (_, other) = session_stream(&client, &url, OTHER_KEY).await;
     drop((a, b, other));
