@@ -15,14 +15,12 @@
 //! specification defines in `-32020..-32099`.
 
 use std::borrow::Cow;
-use std::sync::OnceLock;
 
 use axum::body::Bytes;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::mcp::jsonrpc::{self, RequestId};
 use crate::mcp::version::{Era, ProtocolVersion};
 
 /// JSON-RPC and MCP error codes.
@@ -130,41 +128,67 @@ impl Rejection {
 }
 
 impl Rejection {
-    /// The place of this kind of rejection in [`REJECTION_BODIES`].
-    fn kind(&self) -> usize {
+    /// The JSON body, which depends only on the kind: a constant, so a flood of refusals costs
+    /// no formatting (a unit test checks each against its variant's code and message).
+    fn body(&self) -> &'static str {
         match self {
-            Self::MissingCredentials => 0,
-            Self::InvalidCredentials => 1,
-            Self::ForbiddenHost => 2,
-            Self::ForbiddenOrigin => 3,
-            Self::RateLimited { .. } => 4,
-            Self::NotFound => 5,
-            Self::MethodNotAllowed { .. } => 6,
-            Self::UnsupportedMediaType => 7,
-            Self::NotAcceptable => 8,
-            Self::PayloadTooLarge => 9,
-            Self::Conflict => 10,
-            Self::Internal => 11,
-            Self::StreamLimit => 12,
+            Self::MissingCredentials => body::MISSING_CREDENTIALS,
+            Self::InvalidCredentials => body::INVALID_CREDENTIALS,
+            Self::ForbiddenHost => body::FORBIDDEN_HOST,
+            Self::ForbiddenOrigin => body::FORBIDDEN_ORIGIN,
+            Self::RateLimited { .. } => body::RATE_LIMITED,
+            Self::NotFound => body::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => body::METHOD_NOT_ALLOWED,
+            Self::UnsupportedMediaType => body::UNSUPPORTED_MEDIA_TYPE,
+            Self::NotAcceptable => body::NOT_ACCEPTABLE,
+            Self::PayloadTooLarge => body::PAYLOAD_TOO_LARGE,
+            Self::Conflict => body::CONFLICT,
+            Self::StreamLimit => body::STREAM_LIMIT,
+            Self::Internal => body::INTERNAL,
         }
-    }
-
-    /// The JSON body, which depends only on the kind: serialized at its first use and shared
-    /// after that, so a flood of refusals costs no formatting.
-    fn body(&self) -> Bytes {
-        REJECTION_BODIES[self.kind()]
-            .get_or_init(|| {
-                let body = json!({
-                    "jsonrpc": "2.0",
-                    "error": { "code": self.code(), "message": self.to_string() },
-                });
-                Bytes::from(body.to_string())
-            })
-            .clone()
     }
 }
 
-static REJECTION_BODIES: [OnceLock<Bytes>; 13] = [const { OnceLock::new() }; 13];
+/// The body of each [`Rejection`]: a JSON-RPC error object without an `id`.
+mod body {
+    macro_rules! rejection_body {
+        ($name:ident, $code:literal, $message:literal) => {
+            pub const $name: &str = concat!(
+                r#"{"jsonrpc":"2.0","error":{"code":"#,
+                $code,
+                r#","message":""#,
+                $message,
+                r#""}}"#
+            );
+        };
+    }
+    rejection_body!(MISSING_CREDENTIALS, -32600, "Authentication required");
+    rejection_body!(INVALID_CREDENTIALS, -32600, "Invalid credentials");
+    rejection_body!(FORBIDDEN_HOST, -32600, "Forbidden: host not allowed");
+    rejection_body!(FORBIDDEN_ORIGIN, -32600, "Forbidden: origin not allowed");
+    rejection_body!(RATE_LIMITED, -32600, "Too many requests");
+    rejection_body!(NOT_FOUND, -32600, "Not found");
+    rejection_body!(METHOD_NOT_ALLOWED, -32600, "Method not allowed");
+    rejection_body!(
+        UNSUPPORTED_MEDIA_TYPE,
+        -32600,
+        "Content-Type must be application/json"
+    );
+    rejection_body!(
+        NOT_ACCEPTABLE,
+        -32600,
+        "Not acceptable: accept application/json or text/event-stream"
+    );
+    rejection_body!(PAYLOAD_TOO_LARGE, -32600, "Request body too large");
+    rejection_body!(
+        CONFLICT,
+        -32600,
+        "A stream is already open for this session"
+    );
+    rejection_body!(STREAM_LIMIT, -32600, "Too many open streams for this key");
+    rejection_body!(INTERNAL, -32603, "Internal error");
+}
+
 static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
@@ -188,7 +212,9 @@ fn rate_limit_value(a: &[u8], x: u64, b: &[u8], y: u64) -> Option<HeaderValue> {
 
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
-        let mut response = Response::new(axum::body::Body::from(self.body()));
+        let mut response = Response::new(axum::body::Body::from(Bytes::from_static(
+            self.body().as_bytes(),
+        )));
         *response.status_mut() = self.status();
         response.extensions_mut().insert(ErrorCode(self.code()));
         let headers = response.headers_mut();
@@ -350,15 +376,6 @@ impl RpcError {
             _ => None,
         }
     }
-
-    /// The JSON-RPC error response object.
-    pub fn to_body(&self, id: Option<&RequestId>, era: Era) -> Value {
-        let mut error = json!({ "code": self.code(era), "message": self.to_string() });
-        if let Some(data) = self.data() {
-            error["data"] = data;
-        }
-        jsonrpc::error_response(id, error)
-    }
 }
 
 #[cfg(test)]
@@ -437,12 +454,13 @@ mod tests {
             (Rejection::StreamLimit, 429),
             (Rejection::Internal, 500),
         ];
-        let mut kinds = std::collections::HashSet::new();
         for (rejection, status) in table {
             assert_eq!(rejection.status().as_u16(), status, "{rejection:?}");
-            assert!(
-                kinds.insert(rejection.kind()),
-                "one body per kind: {rejection:?}"
+            let body: Value = serde_json::from_str(rejection.body()).expect("json");
+            assert_eq!(
+                body,
+                json!({"jsonrpc": "2.0", "error": {"code": rejection.code(), "message": rejection.to_string()}}),
+                "the constant body of {rejection:?} says what the variant says"
             );
         }
     }
@@ -455,7 +473,6 @@ mod tests {
             limit: 100,
             window_secs: 60,
         };
-        // twice each: the second answer comes from the cache
         for rejection in [
             Rejection::NotFound,
             Rejection::NotFound,
@@ -483,27 +500,5 @@ mod tests {
         assert_eq!(h[header::RETRY_AFTER], "59");
         assert_eq!(h["ratelimit-policy"], "\"default\";q=100;w=60");
         assert_eq!(h["ratelimit"], "\"default\";r=0;t=59");
-    }
-
-    #[test]
-    fn unsupported_version_data_names_supported_and_requested() {
-        let err = RpcError::UnsupportedVersion {
-            requested: "v999.0.0".into(),
-        };
-        let body = err.to_body(Some(&RequestId::Number(7)), Era::Modern);
-        assert_eq!(body["id"], 7);
-        assert_eq!(body["error"]["data"]["requested"], "v999.0.0");
-        assert!(
-            body["error"]["data"]["supported"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|v| v == "2026-07-28"))
-        );
-    }
-
-    #[test]
-    fn error_without_readable_id_omits_id() {
-        let body = RpcError::Parse.to_body(None, Era::Legacy);
-        assert!(body.get("id").is_none());
-        assert_eq!(body["jsonrpc"], "2.0");
     }
 }

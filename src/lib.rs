@@ -19,5 +19,6 @@ pub mod panic;
 pub mod policy;
 pub mod security;
 pub mod server;
+pub mod state;
 pub mod tls;
 pub mod tools;

@@ -41,11 +41,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-use crate::app::{self, AppState, Limits};
+use crate::app::{self, HttpService};
 use crate::config::Config;
 use crate::observability::audit::{LogThrottle, Observability};
 use crate::observability::metrics::{ConnectionGuard, spawn_sampler};
 use crate::security::connections::{ConnectionLimiter, Refused};
+use crate::state::{AppState, Limits};
 use crate::tls::TlsState;
 
 /// Open connections the metrics listener allows (per address: the main listener's share).
@@ -222,29 +223,6 @@ pub async fn serve_with(
     Ok(())
 }
 
-/// A service a connection can be served with: the main router or the metrics router.
-pub trait ConnectionService:
-    tower::Service<
-        axum::extract::Request,
-        Response = axum::response::Response,
-        Error = std::convert::Infallible,
-    > + Clone
-    + Send
-    + 'static
-{
-}
-
-impl<S> ConnectionService for S where
-    S: tower::Service<
-            axum::extract::Request,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static
-{
-}
-
 /// What an accept loop needs besides its listener and service.
 struct Listening {
     state: AppState,
@@ -275,8 +253,7 @@ impl Listening {
         service: S,
         until: impl Future<Output = ()>,
     ) where
-        S: ConnectionService,
-        S::Future: Send + 'static,
+        S: HttpService,
     {
         let obs: &Observability = &self.state.observability;
         let mut until = std::pin::pin!(until);
@@ -344,8 +321,7 @@ async fn serve_connection<I, S>(
     watcher: Watcher,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: ConnectionService,
-    S::Future: Send + 'static,
+    S: HttpService,
 {
     let service =
         hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {

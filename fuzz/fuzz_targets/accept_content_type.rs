@@ -6,12 +6,13 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use secure_mcp_server::mcp::transport;
+use secure_mcp_server::mcp::transport::negotiate::{self, Accept, Framing};
 
 fuzz_target!(|data: &[u8]| {
     let map = common::headers(data);
-    let framing = transport::framing(&map);
-    let sse = transport::accepts_sse(&map);
+    let accept = Accept::parse(&map);
+    let framing = accept.framing();
+    let sse = accept.sse;
     if framing.is_err() {
         // refused: no range asked plainly for JSON or anything
         let plain = map.get_all("accept").iter().any(|v| {
@@ -24,9 +25,9 @@ fuzz_target!(|data: &[u8]| {
         });
         assert!(!plain, "a plain JSON or */* range was refused");
     }
-    if matches!(framing, Ok(transport::Framing::Sse)) {
+    if matches!(framing, Ok(Framing::Sse)) {
         assert!(sse, "an SSE-only client accepts SSE");
     }
-    let _ = transport::is_json_content_type(&map);
-    let _ = transport::last_event_id(&map);
+    let _ = negotiate::is_json_content_type(&map);
+    let _ = negotiate::last_event_id(&map);
 });

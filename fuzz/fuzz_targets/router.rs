@@ -15,11 +15,18 @@ use axum::http::{Method, Request};
 use clap::Parser;
 use http_body_util::BodyExt;
 use libfuzzer_sys::fuzz_target;
-use secure_mcp_server::app::{App, AppState, router};
+use secure_mcp_server::app::{AppState, router};
 use secure_mcp_server::config::{Cli, Config};
 use tower::ServiceExt;
 
 const KEY: &str = "fuzz-key-Vx9fQ2mZ7pL4wR8tY3nB6cJ0aUe5rSd1";
+
+/// The router, boxed so the world can name it.
+type App = tower::util::BoxCloneSyncService<
+    axum::extract::Request,
+    axum::response::Response,
+    std::convert::Infallible,
+>;
 
 struct World {
     _dir: tempfile::TempDir,
@@ -57,7 +64,7 @@ fn world() -> &'static World {
             .expect("runtime");
         let app = runtime.block_on(async {
             let state = AppState::from_config(&config).expect("state");
-            router(state, secure_mcp_server::server::limits(&config))
+            App::new(router(state, secure_mcp_server::server::limits(&config)))
         });
         World {
             _dir: dir,

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::error::RpcError;
+use crate::mcp::version::Era;
 
 /// A JSON-RPC request id: a string or an integer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -176,6 +177,15 @@ pub fn error_response(id: Option<&RequestId>, error: Value) -> Value {
     }
 }
 
+/// The JSON-RPC error response object for a protocol error, in the era's codes.
+pub fn error_body(error: &RpcError, id: Option<&RequestId>, era: Era) -> Value {
+    let mut object = json!({ "code": error.code(era), "message": error.to_string() });
+    if let Some(data) = error.data() {
+        object["data"] = data;
+    }
+    error_response(id, object)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,5 +305,27 @@ mod tests {
             "]".repeat(100_000)
         );
         assert_eq!(err(&deep_obj).error, RpcError::Parse);
+    }
+
+    #[test]
+    fn unsupported_version_data_names_supported_and_requested() {
+        let err = RpcError::UnsupportedVersion {
+            requested: "v999.0.0".into(),
+        };
+        let body = error_body(&err, Some(&RequestId::Number(7)), Era::Modern);
+        assert_eq!(body["id"], 7);
+        assert_eq!(body["error"]["data"]["requested"], "v999.0.0");
+        assert!(
+            body["error"]["data"]["supported"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|v| v == "2026-07-28"))
+        );
+    }
+
+    #[test]
+    fn error_without_readable_id_omits_id() {
+        let body = error_body(&RpcError::Parse, None, Era::Legacy);
+        assert!(body.get("id").is_none());
+        assert_eq!(body["jsonrpc"], "2.0");
     }
 }

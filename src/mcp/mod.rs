@@ -9,6 +9,5 @@ pub mod prompts;
 pub mod request_state;
 pub mod resources;
 pub mod session;
-pub mod sse;
 pub mod transport;
 pub mod version;

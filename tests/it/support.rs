@@ -8,7 +8,14 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use clap::Parser;
 use http_body_util::BodyExt;
-use secure_mcp_server::app::{App, AppState, router};
+use secure_mcp_server::app::{AppState, router};
+
+/// The router, boxed: the tests hold it by a name.
+pub type App = tower::util::BoxCloneSyncService<
+    Request<Body>,
+    axum::response::Response,
+    std::convert::Infallible,
+>;
 use secure_mcp_server::config::{Cli, Config};
 use secure_mcp_server::server::limits;
 use serde_json::{Value, json};
@@ -99,7 +106,7 @@ impl Harness {
         let config =
             Config::from_cli(Cli::try_parse_from(argv).expect("cli"), None).expect("config");
         let state = AppState::from_config(&config).expect("state");
-        let app = router(state.clone(), limits(&config));
+        let app = App::new(router(state.clone(), limits(&config)));
         Self {
             app,
             state,
@@ -116,7 +123,10 @@ impl Harness {
     /// A harness around a state built elsewhere (custom tools, other configurations).
     pub fn from_state(state: AppState) -> Self {
         Self {
-            app: router(state.clone(), secure_mcp_server::app::Limits::default()),
+            app: App::new(router(
+                state.clone(),
+                secure_mcp_server::app::Limits::default(),
+            )),
             state,
             outside: tempfile::tempdir().expect("tempdir"),
             _base: tempfile::tempdir().expect("tempdir"),

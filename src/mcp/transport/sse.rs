@@ -1,4 +1,4 @@
-//! Server-Sent Events: a request's response stream, the 2026-07-28 `subscriptions/listen`
+//! The streams of `/mcp` (their events are written by [`super::reply`]): a request's response stream, the 2026-07-28 `subscriptions/listen`
 //! stream, and the 2025-era standalone GET stream.
 //!
 //! A request runs in its own task. The response is JSON when the handler finishes without
@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::Response;
 use futures_util::stream;
 use serde_json::Value;
@@ -28,18 +27,10 @@ use crate::error::RpcError;
 use crate::mcp::events::Change;
 use crate::mcp::session::SessionState;
 
+use super::reply::{event, with_stream_headers};
+
 /// The interval of keep-alive comments on an idle stream.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
-
-/// One SSE event carrying a JSON-RPC message.
-pub fn event(message: &Value) -> Bytes {
-    Bytes::from(format!("event: message\ndata: {message}\n\n"))
-}
-
-/// One SSE event with an id.
-pub fn event_with_id(id: u64, message: &Value) -> Bytes {
-    Bytes::from(format!("id: {id}\nevent: message\ndata: {message}\n\n"))
-}
 
 /// A streaming SSE response from a channel of chunks, keeping `guard` alive as long as the
 /// body is.
@@ -50,21 +41,6 @@ pub fn response<G: Send + 'static>(chunks: mpsc::Receiver<Bytes>, guard: G) -> R
             .map(|chunk| (Ok::<_, Infallible>(chunk), (rx, guard)))
     });
     with_stream_headers(Response::new(Body::from_stream(body)))
-}
-
-/// Tells nginx not to buffer a stream.
-static ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
-
-/// Marks a response as an event stream that no cache or proxy holds back.
-pub fn with_stream_headers(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(ACCEL_BUFFERING.clone(), HeaderValue::from_static("no"));
-    response
 }
 
 /// Aborts a task when dropped.

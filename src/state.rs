@@ -1,0 +1,155 @@
+//! The application's shared state ([`AppState`]: the MCP server, sessions, keys, limiters,
+//! policies and observability, built once from a [`Config`]) and the HTTP [`Limits`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::mcp::dispatch::McpServer;
+use crate::mcp::resources::{FileResources, Resources};
+use crate::mcp::session::SessionStore;
+use crate::observability::audit::{AuditSink, Observability};
+use crate::observability::metrics::Metrics;
+use crate::security::auth::{ApiKeys, KeyRing};
+use crate::security::client_ip::ClientIpResolver;
+use crate::security::origin::OriginPolicy;
+use crate::security::rate_limit::{Limiters, RateLimiter};
+use crate::tools::registry::ToolRegistry;
+use crate::tools::sandbox::Sandbox;
+use crate::tools::{fs, system};
+
+/// What every handler and layer shares: one `Arc`, so the per-request clones axum makes of
+/// every handler's state cost one atomic increment.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<AppParts>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// The parts of the application state.
+#[derive(Clone, Debug)]
+pub struct AppParts {
+    pub server: Arc<McpServer>,
+    pub sessions: Arc<SessionStore>,
+    pub keys: Arc<KeyRing>,
+    pub limiters: Limiters,
+    pub origin: Arc<OriginPolicy>,
+    pub client_ip: Arc<ClientIpResolver>,
+    pub observability: Observability,
+    /// Fires when the server starts shutting down: long-lived streams end cleanly.
+    pub shutdown: CancellationToken,
+    pub started: tokio::time::Instant,
+    /// `/metrics` is served on its own listener (without a key), not on the main router.
+    pub metrics_elsewhere: bool,
+}
+
+/// The HTTP limits the router and the connection loop enforce.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body: usize,
+    pub request_timeout: Duration,
+    pub header_timeout: Duration,
+    pub max_connections: usize,
+    /// Open connections from one client address (an IPv6 client: its prefix).
+    pub max_connections_per_ip: usize,
+    /// The IPv6 prefix length that makes one client address.
+    pub ipv6_prefix: u8,
+    /// Open event streams per key.
+    pub max_streams_per_key: usize,
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            max_connections_per_ip: 64,
+            ipv6_prefix: 64,
+            max_streams_per_key: 32,
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl AppState {
+    /// Builds the state for a configuration: keys hashed, tools registered, schemas compiled.
+    pub fn from_config(config: &Config) -> std::io::Result<Self> {
+        let mut tools = ToolRegistry::new();
+        let mut resources = Resources::default();
+        if !config.allow_dirs.is_empty() {
+            let sandbox = Arc::new(Sandbox::new(&config.allow_dirs)?);
+            fs::register(&mut tools, sandbox.clone());
+            resources.add(FileResources::new(sandbox));
+        }
+        tools.register(system::SystemInfo);
+        let tool_names = tools.names();
+        let audit = match &config.audit_log {
+            Some(path) => AuditSink::to_file(path)?,
+            None => AuditSink::to_log(),
+        };
+        let fixed = ApiKeys::from_plain(config.keys.keys.iter().cloned());
+        let keys = KeyRing::new(fixed, config.keys_file.clone())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+        let epoch = tokio::time::Instant::now();
+        Ok(Self(Arc::new(AppParts {
+            server: McpServer::new(tools, resources),
+            sessions: Arc::new(SessionStore::with_quota(
+                config.session_idle,
+                config.max_sessions,
+                config.max_sessions_per_key,
+            )),
+            keys: Arc::new(keys),
+            limiters: Limiters {
+                requests: Arc::new(RateLimiter::new(config.rate, epoch)),
+                auth_failures: Arc::new(RateLimiter::new(config.auth_failures, epoch)),
+            },
+            origin: Arc::new(OriginPolicy::new(
+                config.allow_origins.clone(),
+                config.hosts.clone(),
+                config.bind.ip().is_loopback(),
+            )),
+            client_ip: Arc::new(ClientIpResolver::new(
+                config.trusted_proxies.clone(),
+                config.forwarded_header,
+            )),
+            observability: Observability::new(Arc::new(audit), Arc::new(Metrics::new(tool_names)))
+                .with_summary_window(config.rate.window),
+            shutdown: CancellationToken::new(),
+            started: tokio::time::Instant::now(),
+            metrics_elsewhere: config.metrics_bind.is_some(),
+        })))
+    }
+
+    /// Replaces the MCP server (an embedder's own tools, resources and prompts); the metrics
+    /// learn the new tool names.
+    pub fn with_server(self, server: Arc<McpServer>) -> Self {
+        let mut parts = (*self.0).clone();
+        let window = parts.observability.summary.window();
+        parts.observability = Observability::new(
+            parts.observability.audit.clone(),
+            Arc::new(Metrics::new(server.tool_names())),
+        )
+        .with_summary_window(window);
+        parts.server = server;
+        Self(Arc::new(parts))
+    }
+
+    /// Puts the figures read at scrape time into the metrics.
+    pub fn refresh_gauges(&self) {
+        self.observability.metrics.set_gauges(
+            self.sessions.len(),
+            self.limiters.requests.tracked(),
+            self.observability.audit.dropped(),
+        );
+    }
+}
