@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use secure_mcp_server::files::sandbox::Sandbox;
 use secure_mcp_server::mcp::request_state::StateSealer;
 use secure_mcp_server::mcp::version::Era;
 use secure_mcp_server::security::auth::{ApiKeys, KeyId};
@@ -12,7 +13,6 @@ use secure_mcp_server::security::rate_limit::{Policy, RateLimiter};
 use secure_mcp_server::tools::registry::{
     Tool, ToolContext, ToolDefinition, ToolFuture, ToolOutput, ToolRegistry,
 };
-use secure_mcp_server::tools::sandbox::Sandbox;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 

@@ -303,7 +303,7 @@ pub enum RpcError {
     /// The key holds as many live sessions as `--max-sessions-per-key` allows.
     #[error("Too many sessions for this key")]
     SessionQuota,
-    /// No file-job slot came free in time (see [`crate::tools::jobs`]).
+    /// No file-job slot came free in time (see [`crate::files::jobs`]).
     #[error("Server busy: retry in a moment")]
     Busy,
     #[error("Internal error")]

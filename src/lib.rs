@@ -12,6 +12,7 @@ pub mod app;
 pub mod check;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod keys;
 pub mod mcp;
 pub mod observability;

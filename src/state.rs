@@ -7,8 +7,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::files;
+use crate::files::resources::FileResources;
+use crate::files::sandbox::Sandbox;
 use crate::mcp::dispatch::McpServer;
-use crate::mcp::resources::{FileResources, Resources};
+use crate::mcp::resources::Resources;
 use crate::mcp::session::SessionStore;
 use crate::observability::audit::{AuditSink, Observability};
 use crate::observability::metrics::Metrics;
@@ -17,8 +20,7 @@ use crate::security::client_ip::ClientIpResolver;
 use crate::security::origin::OriginPolicy;
 use crate::security::rate_limit::{Limiters, RateLimiter};
 use crate::tools::registry::ToolRegistry;
-use crate::tools::sandbox::Sandbox;
-use crate::tools::{fs, system};
+use crate::tools::system;
 
 /// What every handler and layer shares: one `Arc`, so the per-request clones axum makes of
 /// every handler's state cost one atomic increment.
@@ -88,7 +90,7 @@ impl AppState {
         let mut resources = Resources::default();
         if !config.allow_dirs.is_empty() {
             let sandbox = Arc::new(Sandbox::new(&config.allow_dirs)?);
-            fs::register(&mut tools, sandbox.clone());
+            files::tools::register(&mut tools, sandbox.clone());
             resources.add(FileResources::new(sandbox));
         }
         tools.register(system::SystemInfo);

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use secure_mcp_server::mcp::resources::{file_uri, virtual_path_of};
+use secure_mcp_server::files::uri::{file_uri, virtual_path_of};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

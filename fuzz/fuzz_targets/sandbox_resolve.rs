@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use secure_mcp_server::tools::sandbox::{Sandbox, Target};
+use secure_mcp_server::files::sandbox::{Sandbox, Target};
 
 struct Tree {
     _dir: tempfile::TempDir,

@@ -1,8 +1,5 @@
 //! Tools: the registry (schemas compiled once, arguments validated on every call) and the
-//! built-in tools.
+//! system-information tool. The file tools live with the sandbox in [`crate::files`].
 
-pub mod fs;
-pub mod jobs;
 pub mod registry;
-pub mod sandbox;
 pub mod system;

@@ -27,12 +27,12 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use crate::error::RpcError;
+use crate::files::sandbox::SandboxError;
 use crate::mcp::events::{ChangeHub, EventSink, LogLevel, notification};
 use crate::mcp::request_state::StateSealer;
 use crate::mcp::session::SessionState;
 use crate::mcp::version::Era;
 use crate::security::auth::KeyId;
-use crate::tools::sandbox::SandboxError;
 
 /// How long a server-to-client request waits for the client's answer.
 pub const CLIENT_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -307,9 +307,9 @@ pub enum ToolError {
     Sandbox(#[from] SandboxError),
     #[error("{0}")]
     Failed(&'static str),
-    /// No file-job slot came free in time (see [`crate::tools::jobs`]).
+    /// No file-job slot came free in time (see [`crate::files::jobs`]).
     #[error("{0}")]
-    Busy(#[from] crate::tools::jobs::Busy),
+    Busy(#[from] crate::files::jobs::Busy),
 }
 
 pub type ToolFuture = Pin<Box<dyn Future<Output = Result<ToolOutput, ToolError>> + Send>>;
