@@ -43,8 +43,9 @@ use tower::ServiceExt;
 
 use crate::app::{self, HttpService};
 use crate::config::Config;
-use crate::observability::audit::{LogThrottle, Observability};
+use crate::observability::Observability;
 use crate::observability::metrics::{ConnectionGuard, spawn_sampler};
+use crate::observability::security::LogThrottle;
 use crate::security::connections::{ConnectionLimiter, Refused};
 use crate::state::{AppState, Limits};
 use crate::tls::TlsState;

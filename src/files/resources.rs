@@ -25,10 +25,10 @@ use super::sandbox::Sandbox;
 use super::uri::{SCHEME, file_uri, virtual_path_of};
 use super::walk::{self, MAX_READ_BYTES};
 use crate::error::RpcError;
+use crate::mcp::context::{NoteCell, note_path};
 use crate::mcp::resources::{
     BoxFuture, PAGE_SIZE, Page, ResourceProvider, decode_cursor, encode_cursor,
 };
-use crate::observability::audit::{NoteCell, note_path};
 
 /// The file resources of a sandbox.
 #[derive(Debug, Clone)]

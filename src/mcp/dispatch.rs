@@ -55,7 +55,7 @@ pub struct Call {
     /// The request's response stream, if it may become one.
     pub sink: Option<EventSink>,
     /// What the tool notes for the audit log.
-    pub note: crate::observability::audit::NoteCell,
+    pub note: crate::mcp::context::NoteCell,
 }
 
 /// The protocol engine: tools, resources, prompts and the fixed parts of every answer.
@@ -399,7 +399,7 @@ impl McpServer {
     async fn complete(
         &self,
         params: &Map<String, Value>,
-        note: &crate::observability::audit::NoteCell,
+        note: &crate::mcp::context::NoteCell,
     ) -> Result<Value, RpcError> {
         if self.prompts.is_empty() && self.resources.is_empty() {
             return Err(RpcError::MethodNotFound);

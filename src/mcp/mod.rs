@@ -1,6 +1,7 @@
 //! The Model Context Protocol: the JSON-RPC envelope, the protocol eras, the HTTP transport,
 //! legacy sessions, method dispatch, streams, prompts and resources.
 
+pub mod context;
 pub mod dispatch;
 pub mod events;
 pub mod headers;

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
 use crate::error::RpcError;
-use crate::observability::audit::NoteCell;
+use crate::mcp::context::NoteCell;
 
 pub const PAGE_SIZE: usize = 100;
 /// A position as an opaque page cursor.

@@ -2,5 +2,9 @@
 //! Prometheus metrics with memory and CPU figures.
 
 pub mod audit;
+pub mod handle;
 pub mod metrics;
+pub mod security;
 pub mod summary;
+
+pub use handle::Observability;

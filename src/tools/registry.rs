@@ -55,7 +55,7 @@ pub struct ToolContext {
     pub state: Option<String>,
     pub changes: ChangeHub,
     /// What the call notes for the audit log.
-    pub note: crate::observability::audit::NoteCell,
+    pub note: crate::mcp::context::NoteCell,
     sink: Option<EventSink>,
     session: Option<Arc<SessionState>>,
 }
@@ -89,7 +89,7 @@ impl ToolContext {
 
     /// Notes the sandbox path a file tool touched (or tried to), for the audit log.
     pub fn note_path(&self, path: &str, escape_attempt: bool) {
-        crate::observability::audit::note_path(&self.note, path, escape_attempt);
+        crate::mcp::context::note_path(&self.note, path, escape_attempt);
     }
 
     /// Attaches the request's response stream.

@@ -17,12 +17,12 @@ use super::execute::{precomputed, run};
 use super::negotiate::Reply;
 use super::reply::{accepted, rpc_error, success};
 use crate::error::RpcError;
+use crate::mcp::context::NoteCell;
 use crate::mcp::dispatch::Call;
 use crate::mcp::headers::{HeaderValueOf, McpHeaders};
 use crate::mcp::jsonrpc::{Message, RequestId};
 use crate::mcp::session::{SessionState, known_capabilities};
 use crate::mcp::version::{Era, ProtocolVersion};
-use crate::observability::audit::NoteCell;
 use crate::security::auth::Authenticated;
 use crate::state::AppState;
 

@@ -38,10 +38,10 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::Value;
 
 use crate::error::{Rejection, RpcError};
+use crate::mcp::context::McpCall;
 use crate::mcp::headers::{HeaderValueOf, McpHeaders};
 use crate::mcp::jsonrpc::{self, Message};
 use crate::mcp::version::{Era, ProtocolVersion};
-use crate::observability::audit::McpCall;
 use crate::security::auth::Authenticated;
 use crate::state::AppState;
 

@@ -14,11 +14,11 @@ use super::negotiate::Reply;
 use super::reply::{accepted, rpc_error};
 use super::streams::listen;
 use crate::error::RpcError;
+use crate::mcp::context::NoteCell;
 use crate::mcp::dispatch::Call;
 use crate::mcp::headers::{self, HeaderValueOf, McpHeaders};
 use crate::mcp::jsonrpc::{Message, Request};
 use crate::mcp::version::{Era, ProtocolVersion};
-use crate::observability::audit::NoteCell;
 use crate::security::auth::Authenticated;
 use crate::state::AppState;
 
