@@ -12,7 +12,6 @@ use serde_json::Value;
 use crate::mcp::jsonrpc::Message;
 use crate::mcp::version::Era;
 use crate::observability::audit::event::cut;
-use crate::observability::metrics::KNOWN_METHODS;
 
 /// What an MCP message asked for, attached to the response for the audit event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,9 +42,9 @@ impl McpCall {
             .and_then(Value::as_str)
             .map(cut);
         Some(Self {
-            method: match KNOWN_METHODS.iter().find(|known| **known == method) {
-                Some(known) => Cow::Borrowed(*known),
-                None => Cow::Owned(cut(method)),
+            method: match method.known_name() {
+                Some(known) => Cow::Borrowed(known),
+                None => Cow::Owned(cut(method.as_str())),
             },
             name,
             era: None,

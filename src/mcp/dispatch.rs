@@ -20,6 +20,7 @@ use serde_json::{Map, Value, json};
 use crate::error::RpcError;
 use crate::mcp::events::{ChangeHub, EventSink, LogLevel};
 use crate::mcp::jsonrpc::Request;
+use crate::mcp::method::Method;
 use crate::mcp::prompts::PromptRegistry;
 use crate::mcp::request_state::StateSealer;
 use crate::mcp::resources::{Resources, cursor_param};
@@ -203,36 +204,40 @@ impl McpServer {
 
     /// Serializes, once, the results that cannot change while the server runs.
     fn precompute(&mut self) {
-        let mut lists: Vec<(&'static str, Value, Option<CacheHint>)> = vec![(
-            "tools/list",
+        let mut lists: Vec<(Method, Value, Option<CacheHint>)> = vec![(
+            Method::ToolsList,
             json!({ "tools": self.tools.listed() }),
             Some((TOOLS_TTL_MS, "public")),
         )];
         if !self.prompts.is_empty() {
             lists.push((
-                "prompts/list",
+                Method::PromptsList,
                 json!({ "prompts": self.prompts.listed() }),
                 Some((TOOLS_TTL_MS, "public")),
             ));
         }
         if !self.resources.is_empty() {
             lists.push((
-                "resources/templates/list",
+                Method::ResourcesTemplatesList,
                 self.resources.templates(),
                 Some((TOOLS_TTL_MS, "public")),
             ));
         }
         let mut out = std::collections::HashMap::new();
         for (method, result, cache) in lists {
-            out.insert((method, Era::Legacy), Arc::from(result.to_string()));
+            let name = method.known_name().unwrap_or_default();
+            out.insert((name, Era::Legacy), Arc::from(result.to_string()));
             out.insert(
-                (method, Era::Modern),
+                (name, Era::Modern),
                 Arc::from(self.modern_result(result, cache).to_string()),
             );
         }
         let discover = self.modern_result(self.discover(), Some((DISCOVER_TTL_MS, "public")));
         out.insert(
-            ("server/discover", Era::Modern),
+            (
+                Method::ServerDiscover.known_name().unwrap_or_default(),
+                Era::Modern,
+            ),
             Arc::from(discover.to_string()),
         );
         self.precomputed = out;
@@ -243,15 +248,8 @@ impl McpServer {
         if matches!(cursor_param(&request.params), Ok(Some(c)) if !c.is_empty()) {
             return None;
         }
-        let method = crate::observability::metrics::KNOWN_METHODS
-            .iter()
-            .find(|m| **m == request.method)?;
-        self.precomputed.get(&(*method, era)).cloned()
-    }
-
-    /// Whether `method` may emit messages before its result (and so needs its own task).
-    pub fn may_stream(method: &str) -> bool {
-        matches!(method, "tools/call" | "prompts/get")
+        let method = request.method.known_name()?;
+        self.precomputed.get(&(method, era)).cloned()
     }
 
     fn require_resources(&self) -> Result<&Resources, RpcError> {
@@ -312,12 +310,12 @@ impl McpServer {
     pub async fn handle(&self, request: &Request, call: Call) -> Result<Value, RpcError> {
         let params = &request.params;
         let era = call.era;
-        let (result, cache) = match (era, request.method.as_str()) {
-            (Era::Modern, "server/discover") => {
+        let (result, cache) = match (era, &request.method) {
+            (Era::Modern, Method::ServerDiscover) => {
                 (self.discover(), Some((DISCOVER_TTL_MS, "public")))
             }
-            (Era::Legacy, "ping") => (json!({}), None),
-            (Era::Legacy, "logging/setLevel") => {
+            (Era::Legacy, Method::Ping) => (json!({}), None),
+            (Era::Legacy, Method::LoggingSetLevel) => {
                 let level = params
                     .get("level")
                     .and_then(Value::as_str)
@@ -328,14 +326,14 @@ impl McpServer {
                 }
                 (json!({}), None)
             }
-            (Era::Legacy, "resources/subscribe" | "resources/unsubscribe") => {
+            (Era::Legacy, Method::ResourcesSubscribe | Method::ResourcesUnsubscribe) => {
                 self.require_resources()?;
                 if !self.supports_subscribe() {
                     return Err(RpcError::MethodNotFound);
                 }
                 let uri = string_param(params, "uri", "a string 'uri' is required")?;
                 if let Some(session) = &call.session {
-                    if request.method == "resources/subscribe" {
+                    if request.method == Method::ResourcesSubscribe {
                         session.subscribe(uri);
                     } else {
                         session.unsubscribe(uri);
@@ -343,51 +341,51 @@ impl McpServer {
                 }
                 (json!({}), None)
             }
-            (_, "tools/list") => {
+            (_, Method::ToolsList) => {
                 first_page_only(params)?;
                 (
                     json!({ "tools": self.tools.listed() }),
                     Some((TOOLS_TTL_MS, "public")),
                 )
             }
-            (_, "tools/call") => {
+            (_, Method::ToolsCall) => {
                 let ctx = self.context(request, &call)?;
                 (self.tools.call(params, ctx, &self.sealer).await?, None)
             }
-            (_, "resources/list") => {
+            (_, Method::ResourcesList) => {
                 let cursor = cursor_param(params)?;
                 (
                     self.require_resources()?.list(cursor).await?,
                     Some((FILES_TTL_MS, "private")),
                 )
             }
-            (_, "resources/templates/list") => {
+            (_, Method::ResourcesTemplatesList) => {
                 first_page_only(params)?;
                 (
                     self.require_resources()?.templates(),
                     Some((TOOLS_TTL_MS, "public")),
                 )
             }
-            (_, "resources/read") => {
+            (_, Method::ResourcesRead) => {
                 let uri = string_param(params, "uri", "resources/read needs a string 'uri'")?;
                 (
                     self.require_resources()?.read(uri, &call.note).await?,
                     Some((FILES_TTL_MS, "private")),
                 )
             }
-            (_, "prompts/list") => {
+            (_, Method::PromptsList) => {
                 first_page_only(params)?;
                 (
                     json!({ "prompts": self.require_prompts()?.listed() }),
                     Some((TOOLS_TTL_MS, "public")),
                 )
             }
-            (_, "prompts/get") => {
+            (_, Method::PromptsGet) => {
                 let prompts = self.require_prompts()?;
                 let ctx = self.context(request, &call)?;
                 (prompts.get(params, ctx, &self.sealer).await?, None)
             }
-            (_, "completion/complete") => (self.complete(params, &call.note).await?, None),
+            (_, Method::CompletionComplete) => (self.complete(params, &call.note).await?, None),
             _ => return Err(RpcError::MethodNotFound),
         };
         Ok(match era {

@@ -80,18 +80,14 @@ pub fn decode_header_text(value: &str) -> Result<String, RpcError> {
 
 /// The body value `Mcp-Name` must equal, for the methods that require it.
 fn name_in_body(request: &Request) -> Option<Option<&str>> {
-    let key = match request.method.as_str() {
-        "tools/call" | "prompts/get" => "name",
-        "resources/read" => "uri",
-        _ => return None,
-    };
+    let key = request.method.named_by()?;
     Some(request.params.get(key).and_then(Value::as_str))
 }
 
 /// 2026-07-28: `Mcp-Method` (and `Mcp-Name` where required) are present and equal the body.
 pub fn check_modern(headers: &McpHeaders<'_>, request: &Request) -> Result<(), RpcError> {
     match &headers.method {
-        HeaderValueOf::Value(m) if *m == request.method => {}
+        HeaderValueOf::Value(m) if *m == request.method.as_str() => {}
         HeaderValueOf::Value(_) => {
             return Err(RpcError::HeaderMismatch(
                 "Mcp-Method does not match the request method",
@@ -170,7 +166,7 @@ mod tests {
     fn request(method: &str, params: Value) -> Request {
         Request {
             id: RequestId::Number(1),
-            method: method.into(),
+            method: crate::mcp::method::Method::parse(method),
             params: params.as_object().cloned().unwrap_or_default(),
         }
     }

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::error::RpcError;
+use crate::mcp::method::Method;
 use crate::mcp::version::Era;
 
 /// A JSON-RPC request id: a string or an integer.
@@ -41,14 +42,14 @@ impl RequestId {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
     pub id: RequestId,
-    pub method: String,
+    pub method: Method,
     pub params: Map<String, Value>,
 }
 
 /// A notification: no id, no response.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notification {
-    pub method: String,
+    pub method: Method,
     pub params: Map<String, Value>,
 }
 
@@ -140,7 +141,7 @@ pub fn parse(body: &[u8]) -> Result<Message, Invalid> {
     }
 
     let method = match envelope.method {
-        Some(Value::String(m)) => Some(m),
+        Some(Value::String(m)) => Some(Method::from_name(m)),
         Some(_) => return Err(invalid(&id)),
         None => None,
     };

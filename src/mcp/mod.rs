@@ -6,6 +6,7 @@ pub mod dispatch;
 pub mod events;
 pub mod headers;
 pub mod jsonrpc;
+pub mod method;
 pub mod prompts;
 pub mod request_state;
 pub mod resources;

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use crate::mcp::method::Method;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -27,39 +28,19 @@ pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 /// How often the summary line is logged.
 pub const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
-/// The MCP methods counted by name; every other method is `other`.
-pub const KNOWN_METHODS: [&str; 19] = [
-    "initialize",
-    "notifications/initialized",
-    "notifications/cancelled",
-    "ping",
-    "server/discover",
-    "tools/list",
-    "tools/call",
-    "resources/list",
-    "resources/read",
-    "resources/templates/list",
-    "resources/subscribe",
-    "resources/unsubscribe",
-    "prompts/list",
-    "prompts/get",
-    "completion/complete",
-    "logging/setLevel",
-    "subscriptions/listen",
-    "response",
-    "none",
-];
+/// The method labels: every known MCP method, `response` (a client's answer), `none` (not an
+/// MCP message), and last `other`, which every other method counts as.
+pub fn method_labels() -> impl Iterator<Item = &'static str> + Clone {
+    Method::KNOWN
+        .iter()
+        .filter_map(Method::known_name)
+        .chain(["response", "none", "other"])
+}
 
 /// A method label from a closed set.
 pub fn method_label(method: Option<&str>) -> &'static str {
-    match method {
-        None => "none",
-        Some(m) => KNOWN_METHODS
-            .iter()
-            .find(|k| **k == m)
-            .copied()
-            .unwrap_or("other"),
-    }
+    let method = method.unwrap_or("none");
+    method_labels().find(|l| *l == method).unwrap_or("other")
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -120,14 +101,11 @@ const OUTCOMES: [&str; 6] = [
     "invalid",
     "error",
 ];
-/// Method labels: the known methods (`none` among them), then `other`.
-const METHOD_LABELS: usize = KNOWN_METHODS.len() + 1;
+/// How many method labels there are (see [`method_labels`]).
+const METHOD_LABELS: usize = Method::KNOWN.len() + 3;
 
 fn method_index(method: &str) -> Option<usize> {
-    KNOWN_METHODS
-        .iter()
-        .chain(&["other"])
-        .position(|m| *m == method)
+    method_labels().position(|m| m == method)
 }
 
 impl std::fmt::Debug for Metrics {
@@ -394,7 +372,7 @@ mod tests {
     #[test]
     fn every_request_series_counts_into_its_own_labels() {
         let m = Metrics::new(vec![]);
-        let methods = KNOWN_METHODS.iter().copied().chain(["other"]);
+        let methods = method_labels();
         for (i, method) in methods.clone().enumerate() {
             for outcome in OUTCOMES {
                 for _ in 0..=i {

@@ -14,7 +14,6 @@ use super::reply::{raw_success, rpc_error, success};
 use super::sse;
 use crate::error::RpcError;
 use crate::mcp::dispatch::Call;
-use crate::mcp::dispatch::McpServer;
 use crate::mcp::events;
 use crate::mcp::jsonrpc::{self, Request, RequestId};
 use crate::mcp::session::SessionState;
@@ -46,7 +45,7 @@ pub(super) async fn run(
     let id = request.id.clone();
     let note = call.note.clone();
     // Methods that never emit before their result run inline, without a task of their own.
-    if !McpServer::may_stream(&request.method) {
+    if !request.method.may_stream() {
         let _in_flight = call
             .session
             .clone()

@@ -21,6 +21,7 @@ use crate::mcp::context::NoteCell;
 use crate::mcp::dispatch::Call;
 use crate::mcp::headers::{HeaderValueOf, McpHeaders};
 use crate::mcp::jsonrpc::{Message, RequestId};
+use crate::mcp::method::Method;
 use crate::mcp::session::{SessionState, known_capabilities};
 use crate::mcp::version::{Era, ProtocolVersion};
 use crate::security::auth::Authenticated;
@@ -46,7 +47,7 @@ pub(super) async fn legacy(
     let now = Instant::now();
 
     if let Message::Request(request) = &message
-        && request.method == "initialize"
+        && request.method == Method::Initialize
     {
         let requested = request
             .params
@@ -76,7 +77,7 @@ pub(super) async fn legacy(
     };
     match message {
         Message::Notification(n) => {
-            if n.method == "notifications/cancelled"
+            if n.method == Method::Cancelled
                 && let Some(request_id) = n
                     .params
                     .get("requestId")

@@ -18,6 +18,7 @@ use crate::mcp::context::NoteCell;
 use crate::mcp::dispatch::Call;
 use crate::mcp::headers::{self, HeaderValueOf, McpHeaders};
 use crate::mcp::jsonrpc::{Message, Request};
+use crate::mcp::method::Method;
 use crate::mcp::version::{Era, ProtocolVersion};
 use crate::security::auth::Authenticated;
 use crate::state::AppState;
@@ -50,7 +51,7 @@ pub(super) async fn modern(
     if let Err(e) = check_modern_request(headers, &request) {
         return rpc_error(Some(&request.id), e, Era::Modern);
     }
-    if request.method == "tools/call"
+    if request.method == Method::ToolsCall
         && let Some(name) = request.params.get("name").and_then(Value::as_str)
         && let Err(e) = headers::check_param_headers(
             raw_headers,
@@ -60,7 +61,7 @@ pub(super) async fn modern(
     {
         return rpc_error(Some(&request.id), e, Era::Modern);
     }
-    if request.method == "subscriptions/listen" {
+    if request.method == Method::SubscriptionsListen {
         return listen(state, &request);
     }
     if let Some(response) = precomputed(state, &request, Era::Modern, reply) {

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use super::event::{AuditEvent, RequestIdent, cut, outcome, rfc3339, security_event};
 use crate::error::{ErrorCode, OverLimit, Rejection};
 use crate::mcp::context::{McpCall, NoteCell};
+use crate::mcp::method::Method as McpMethod;
 use crate::mcp::version::Era;
 use crate::observability::handle::Observability;
 use crate::observability::metrics::method_label;
@@ -103,7 +104,7 @@ impl Pending {
         };
         obs.metrics
             .request(event.outcome, method_label(event.mcp_method), latency);
-        if event.mcp_method == Some("tools/call")
+        if event.mcp_method == McpMethod::ToolsCall.known_name()
             && let (Some(tool), Some(error)) = (event.name, note.tool_error)
         {
             obs.metrics.tool_call(tool, error);
