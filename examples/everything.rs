@@ -743,7 +743,7 @@ fn main() -> ExitCode {
         resources.add(TestResources);
         let state = state.with_server(
             McpServerBuilder {
-                tools: registry,
+                tools: std::sync::Arc::new(registry),
                 resources,
                 prompts: prompts(),
                 list_changed: true,

@@ -7,7 +7,7 @@
 //!   could be read, and the status depends on the protocol era (MCP 2026-07-28 gives most
 //!   protocol errors their own HTTP status, the earlier revisions answer 200);
 //! - tool failures are not errors at this level: they are results with `isError: true`
-//!   (see [`crate::tools::registry::ToolError`]).
+//!   (see [`ToolError`]).
 //!
 //! Messages are fixed, generic strings. The detail of a failure (an `io::Error`, a resolved path)
 //! goes to the server's log, never to the client. Codes stay out of `-32000..-32019` (which the
@@ -376,6 +376,17 @@ impl RpcError {
             _ => None,
         }
     }
+}
+
+/// A tool or prompt that ran and failed, or got arguments its schema refuses: the message is
+/// shown to the client in a result with `isError: true`. Fixed texts only (a sandbox refusal,
+/// a busy queue and the like convert into one where they are defined).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ToolError {
+    #[error("Invalid arguments: {0}")]
+    InvalidArguments(String),
+    #[error("{0}")]
+    Failed(&'static str),
 }
 
 #[cfg(test)]

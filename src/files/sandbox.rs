@@ -75,6 +75,23 @@ pub enum SandboxError {
 }
 
 impl SandboxError {
+    /// The refusal's fixed text (what `Display` writes), for a tool's failure.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::NulByte => "path must not contain NUL bytes",
+            Self::TooLong => "path is too long",
+            Self::ParentReference => "path must not contain '..'",
+            Self::OutsideRoots => "path is outside the allowed directories",
+            Self::Symlink => "path goes through a symbolic link, which is not followed",
+            Self::NotFound => "no such file or directory",
+            Self::SpecialFile => "not a regular file or directory",
+            Self::NotAFile => "not a file",
+            Self::NotADirectory => "not a directory",
+            Self::PermissionDenied => "permission denied",
+            Self::Io => "the file could not be read",
+        }
+    }
+
     /// Whether this refusal means someone tried to leave the sandbox (a security event). A
     /// symlink counts: it is how a file system race or a planted link reaches the outside.
     pub fn is_escape_attempt(self) -> bool {
@@ -470,6 +487,26 @@ impl Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_message_of_a_refusal_is_what_it_displays() {
+        use SandboxError::*;
+        for e in [
+            NulByte,
+            TooLong,
+            ParentReference,
+            OutsideRoots,
+            Symlink,
+            NotFound,
+            SpecialFile,
+            NotAFile,
+            NotADirectory,
+            PermissionDenied,
+            Io,
+        ] {
+            assert_eq!(e.message(), e.to_string());
+        }
+    }
     use std::os::unix::fs::symlink;
 
     struct Fixture {

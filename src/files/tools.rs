@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use super::jobs::FileJobs;
+use super::jobs::{Busy, FileJobs};
 use super::sandbox::{Entry, Sandbox, SandboxError, Target};
 use super::uri::file_uri;
 use super::walk::{
@@ -30,6 +30,20 @@ use crate::tools::registry::{
 };
 
 const DEFAULT_SEARCH_RESULTS: u64 = 100;
+
+/// A busy file-job queue, as the tool's failure (the client may retry).
+impl From<Busy> for ToolError {
+    fn from(_: Busy) -> Self {
+        ToolError::Failed("the server is busy with other file operations; retry in a moment")
+    }
+}
+
+/// A sandbox refusal, as the tool's failure: the refusal's own fixed text.
+impl From<SandboxError> for ToolError {
+    fn from(e: SandboxError) -> Self {
+        ToolError::Failed(e.message())
+    }
+}
 
 /// Registers the four file tools over `sandbox`.
 pub fn register(registry: &mut ToolRegistry, sandbox: Arc<Sandbox>) {
@@ -296,5 +310,15 @@ impl Tool for SearchFiles {
                 "truncated": walk.stopped_early,
             })))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_queue_fails_a_tool_with_the_queue_s_own_words() {
+        assert_eq!(ToolError::from(Busy).to_string(), Busy.to_string());
     }
 }

@@ -18,16 +18,16 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use crate::error::RpcError;
-use crate::mcp::events::{ChangeHub, EventSink, LogLevel};
+use crate::mcp::context::{Call, ToolContext};
+use crate::mcp::events::{ChangeHub, LogLevel};
 use crate::mcp::jsonrpc::Request;
+use crate::mcp::jsonrpc::string_param;
 use crate::mcp::method::Method;
 use crate::mcp::prompts::PromptRegistry;
 use crate::mcp::request_state::StateSealer;
 use crate::mcp::resources::{Resources, cursor_param};
-use crate::mcp::session::SessionState;
 use crate::mcp::version::{Era, ProtocolVersion};
-use crate::security::auth::KeyId;
-use crate::tools::registry::{ToolContext, ToolRegistry, string_param};
+use crate::tools::registry::{ToolProvider, ToolRegistry};
 
 pub const SERVER_NAME: &str = "secure-mcp-server";
 const DEFAULT_INSTRUCTIONS: &str = "Read-only access to the files in the allowed directories \
@@ -46,22 +46,9 @@ const DISCOVER_TTL_MS: u64 = 300_000;
 pub const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 pub const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
 
-/// Who is calling, and how the answer can reach them.
-#[derive(Debug, Clone)]
-pub struct Call {
-    pub era: Era,
-    pub caller: KeyId,
-    /// The 2025-era session, if any.
-    pub session: Option<Arc<SessionState>>,
-    /// The request's response stream, if it may become one.
-    pub sink: Option<EventSink>,
-    /// What the tool notes for the audit log.
-    pub note: crate::mcp::context::NoteCell,
-}
-
 /// The protocol engine: tools, resources, prompts and the fixed parts of every answer.
 pub struct McpServer {
-    tools: ToolRegistry,
+    tools: Arc<dyn ToolProvider>,
     resources: Resources,
     prompts: PromptRegistry,
     capabilities: Value,
@@ -76,7 +63,7 @@ pub struct McpServer {
 impl std::fmt::Debug for McpServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("McpServer")
-            .field("tools", &self.tools)
+            .field("tools", &self.tools.listed().len())
             .field("resources", &self.resources)
             .field("prompts", &self.prompts)
             .finish_non_exhaustive()
@@ -84,9 +71,9 @@ impl std::fmt::Debug for McpServer {
 }
 
 /// Assembles an [`McpServer`].
-#[derive(Default)]
 pub struct McpServerBuilder {
-    pub tools: ToolRegistry,
+    /// Where the tools come from: the built-in [`ToolRegistry`] unless set.
+    pub tools: Arc<dyn ToolProvider>,
     pub resources: Resources,
     pub prompts: PromptRegistry,
     /// Announce `listChanged` for tools / prompts / resources (an embedder that changes them
@@ -94,6 +81,19 @@ pub struct McpServerBuilder {
     pub list_changed: bool,
     pub instructions: Option<String>,
     pub changes: ChangeHub,
+}
+
+impl Default for McpServerBuilder {
+    fn default() -> Self {
+        Self {
+            tools: Arc::new(ToolRegistry::new()),
+            resources: Resources::default(),
+            prompts: PromptRegistry::default(),
+            list_changed: false,
+            instructions: None,
+            changes: ChangeHub::default(),
+        }
+    }
 }
 
 impl McpServerBuilder {
@@ -144,7 +144,7 @@ impl McpServer {
     /// A server with just these tools and resources (the common case).
     pub fn new(tools: ToolRegistry, resources: Resources) -> Arc<Self> {
         McpServerBuilder {
-            tools,
+            tools: Arc::new(tools),
             resources,
             ..McpServerBuilder::default()
         }
@@ -160,13 +160,17 @@ impl McpServer {
         &self.capabilities
     }
 
-    /// The registered tool names.
+    /// The tool names, in `tools/list` order.
     pub fn tool_names(&self) -> Vec<String> {
-        self.tools.names()
+        self.tools
+            .listed()
+            .iter()
+            .filter_map(|t| t["name"].as_str().map(str::to_owned))
+            .collect()
     }
 
     /// The `Mcp-Param-*` headers a `tools/call` of `name` must carry.
-    pub fn param_headers(&self, name: &str) -> &[crate::tools::registry::ParamHeader] {
+    pub fn param_headers(&self, name: &str) -> &[crate::mcp::headers::ParamHeader] {
         self.tools.param_headers(name)
     }
 

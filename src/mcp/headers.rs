@@ -119,15 +119,88 @@ pub fn check_modern(headers: &McpHeaders<'_>, request: &Request) -> Result<(), R
     Ok(())
 }
 
+/// The JSON type of an argument mirrored into a header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamKind {
+    String,
+    Integer,
+    Boolean,
+}
+
+/// An argument the client mirrors into an `Mcp-Param-<name>` header (`x-mcp-header`,
+/// MCP 2026-07-28).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamHeader {
+    /// The header name, lowercase: `mcp-param-<name>`.
+    pub header: String,
+    /// The argument's location: property names from the root of `arguments`.
+    pub path: Vec<String>,
+    pub kind: ParamKind,
+}
+
+/// The `x-mcp-header` annotations of an input schema, reachable through `properties` only.
+///
+/// # Errors
+/// An annotation the specification does not allow (an empty or non-token name, a name used
+/// twice, a type other than string, integer or boolean).
+pub fn param_headers(schema: &Value) -> Result<Vec<ParamHeader>, String> {
+    fn walk(
+        node: &Value,
+        path: &mut Vec<String>,
+        out: &mut Vec<ParamHeader>,
+    ) -> Result<(), String> {
+        let Some(props) = node.get("properties").and_then(Value::as_object) else {
+            return Ok(());
+        };
+        for (key, sub) in props {
+            path.push(key.clone());
+            if let Some(name) = sub.get("x-mcp-header") {
+                let name = name.as_str().unwrap_or_default();
+                let token = !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                if !token {
+                    return Err(format!("x-mcp-header of '{key}' is not an HTTP token"));
+                }
+                let kind = match sub.get("type").and_then(Value::as_str) {
+                    Some("string") => ParamKind::String,
+                    Some("integer") => ParamKind::Integer,
+                    Some("boolean") => ParamKind::Boolean,
+                    _ => {
+                        return Err(format!(
+                            "x-mcp-header of '{key}' needs a string, integer or boolean type"
+                        ));
+                    }
+                };
+                let header = format!("mcp-param-{}", name.to_ascii_lowercase());
+                if out.iter().any(|p| p.header == header) {
+                    return Err(format!("x-mcp-header '{name}' is used twice"));
+                }
+                out.push(ParamHeader {
+                    header,
+                    path: path.clone(),
+                    kind,
+                });
+            }
+            walk(sub, path, out)?;
+            path.pop();
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(schema, &mut Vec::new(), &mut out)?;
+    Ok(out)
+}
+
 /// 2026-07-28 `x-mcp-header`: every mirrored argument present in the body has its
 /// `Mcp-Param-*` header, with an equal value (Base64 decoded; integers compared as numbers); a
 /// header without a value in the body is a mismatch too.
 pub fn check_param_headers(
     headers: &HeaderMap,
-    params: &[crate::tools::registry::ParamHeader],
+    params: &[ParamHeader],
     arguments: Option<&Value>,
 ) -> Result<(), RpcError> {
-    use crate::tools::registry::ParamKind;
     let mismatch = || RpcError::HeaderMismatch("an Mcp-Param header does not match the arguments");
     for param in params {
         let value = arguments
@@ -232,7 +305,6 @@ mod tests {
 
     #[test]
     fn mirrored_arguments_must_match_their_headers() {
-        use crate::tools::registry::{ParamHeader, ParamKind};
         let params = [
             ParamHeader {
                 header: "mcp-param-region".into(),
@@ -297,5 +369,33 @@ mod tests {
     fn duplicate_headers_are_invalid() {
         let h = headers(&[("mcp-method", "tools/list"), ("mcp-method", "tools/list")]);
         assert_eq!(h.method, HeaderValueOf::Invalid);
+    }
+    #[test]
+    fn x_mcp_header_annotations_are_found_and_checked() {
+        let schema = json!({"type": "object", "properties": {
+            "region": {"type": "string", "x-mcp-header": "Region"},
+            "opts": {"type": "object", "properties": {"dry": {"type": "boolean", "x-mcp-header": "Dry-Run"}}},
+            "items": {"type": "array", "items": {"type": "string", "x-mcp-header": "Ignored"}}
+        }});
+        let found = param_headers(&schema).expect("valid");
+        assert_eq!(found.len(), 2);
+        assert!(found.contains(&ParamHeader {
+            header: "mcp-param-region".into(),
+            path: vec!["region".into()],
+            kind: ParamKind::String
+        }));
+        assert!(found.contains(&ParamHeader {
+            header: "mcp-param-dry-run".into(),
+            path: vec!["opts".into(), "dry".into()],
+            kind: ParamKind::Boolean
+        }));
+        for bad in [
+            json!({"properties": {"a": {"type": "number", "x-mcp-header": "A"}}}),
+            json!({"properties": {"a": {"type": "string", "x-mcp-header": "has space"}}}),
+            json!({"properties": {"a": {"type": "string", "x-mcp-header": ""}}}),
+            json!({"properties": {"a": {"type": "string", "x-mcp-header": "X"}, "b": {"type": "string", "x-mcp-header": "x"}}}),
+        ] {
+            assert!(param_headers(&bad).is_err(), "{bad}");
+        }
     }
 }

@@ -187,6 +187,18 @@ pub fn error_body(error: &RpcError, id: Option<&RequestId>, era: Era) -> Value {
     error_response(id, object)
 }
 
+/// A required string parameter, or `-32602` with `message`.
+pub fn string_param<'a>(
+    params: &'a Map<String, Value>,
+    key: &str,
+    message: &'static str,
+) -> Result<&'a str, RpcError> {
+    params
+        .get(key)
+        .and_then(Value::as_str)
+        .ok_or(RpcError::InvalidParams(message.into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@ pub mod context;
 pub mod dispatch;
 pub mod events;
 pub mod headers;
+pub mod input_required;
 pub mod jsonrpc;
 pub mod method;
 pub mod prompts;

@@ -13,9 +13,12 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use crate::error::RpcError;
+use crate::error::ToolError;
+use crate::mcp::context::ToolContext;
+use crate::mcp::input_required::{InputRequired, resume};
+use crate::mcp::jsonrpc::string_param;
 use crate::mcp::request_state::StateSealer;
 use crate::mcp::version::Era;
-use crate::tools::registry::{InputRequired, ToolContext, ToolError, resume, string_param};
 
 /// Most completion values returned.
 pub const MAX_COMPLETIONS: usize = 100;

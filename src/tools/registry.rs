@@ -14,10 +14,9 @@
 //! - A tool gets a [`ToolContext`]: it can report progress and log to the request's own
 //!   response stream, ask the client (2025 era: a server-to-client request on that stream;
 //!   2026-07-28: an input-required result, see [`InputRequired`]), and announce changes.
-//! - An input-required result's `requestState` is sealed here (HMAC, bound to the tool and the
-//!   caller's key id, with a TTL) and opened on the retry; the tool only ever sees its own
-//!   plain state. Input requests for client capabilities the request did not declare are
-//!   dropped before the result leaves the server.
+//!   An input-required result is sealed by [`crate::mcp::input_required`].
+//! - The protocol engine sees the tools through [`ToolProvider`]: the registry is today's one
+//!   provider; a provider that forwards to an upstream MCP server is another.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -27,222 +26,35 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use crate::error::RpcError;
-use crate::files::sandbox::SandboxError;
-use crate::mcp::events::{ChangeHub, EventSink, LogLevel, notification};
+use crate::mcp::headers::{ParamHeader, param_headers};
+use crate::mcp::input_required::resume;
+use crate::mcp::jsonrpc::string_param;
 use crate::mcp::request_state::StateSealer;
-use crate::mcp::session::SessionState;
 use crate::mcp::version::Era;
-use crate::security::auth::KeyId;
 
-/// How long a server-to-client request waits for the client's answer.
-pub const CLIENT_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// What a tool is handed and how it fails, defined with the request context and the errors;
+/// named here too, because every tool names them.
+pub use crate::error::ToolError;
+pub use crate::mcp::context::ToolContext;
+pub use crate::mcp::input_required::InputRequired;
 
-/// Everything a tool (or prompt) may use besides its arguments.
-#[derive(Clone)]
-pub struct ToolContext {
-    pub era: Era,
-    /// The key the request authenticated with.
-    pub caller: KeyId,
-    /// The capabilities the client declared (this request's `_meta`, or the session's).
-    pub client_capabilities: Map<String, Value>,
-    /// `_meta.progressToken`, if the client asked for progress.
-    pub progress_token: Option<Value>,
-    /// The least severe level the client wants log messages for; `None`: no log messages.
-    pub log_level: Option<LogLevel>,
-    /// 2026-07-28 retry: the client's answers to the input requests, as sent.
-    pub input_responses: Option<Value>,
-    /// 2026-07-28 retry: the tool's own state from the previous round, already verified.
-    pub state: Option<String>,
-    pub changes: ChangeHub,
-    /// What the call notes for the audit log.
-    pub note: crate::mcp::context::NoteCell,
-    sink: Option<EventSink>,
-    session: Option<Arc<SessionState>>,
-}
+/// Where the protocol engine finds its tools: the `tools/list` entries, a `tools/call`, and the
+/// `Mcp-Param-*` headers a call must carry. [`ToolRegistry`] is the built-in provider.
+pub trait ToolProvider: Send + Sync + 'static {
+    /// The `tools` array of `tools/list`, fixed while the server runs.
+    fn listed(&self) -> &[Value];
 
-impl std::fmt::Debug for ToolContext {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ToolContext")
-            .field("era", &self.era)
-            .field("caller", &self.caller)
-            .finish_non_exhaustive()
-    }
-}
+    /// Handles `tools/call` params: the `CallToolResult` (or, in 2026-07-28, an
+    /// `InputRequiredResult`).
+    fn call<'a>(
+        &'a self,
+        params: &'a Map<String, Value>,
+        ctx: ToolContext,
+        sealer: &'a StateSealer,
+    ) -> Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send + 'a>>;
 
-impl ToolContext {
-    /// A context with no stream, no session and no client state (tests, internal calls).
-    pub fn detached(era: Era, caller: KeyId) -> Self {
-        Self {
-            era,
-            caller,
-            client_capabilities: Map::new(),
-            progress_token: None,
-            log_level: None,
-            input_responses: None,
-            state: None,
-            changes: ChangeHub::new(),
-            note: Default::default(),
-            sink: None,
-            session: None,
-        }
-    }
-
-    /// Notes the sandbox path a file tool touched (or tried to), for the audit log.
-    pub fn note_path(&self, path: &str, escape_attempt: bool) {
-        crate::mcp::context::note_path(&self.note, path, escape_attempt);
-    }
-
-    /// Attaches the request's response stream.
-    pub fn with_stream(mut self, sink: EventSink) -> Self {
-        self.sink = Some(sink);
-        self
-    }
-
-    /// Attaches the 2025-era session (for server-to-client requests).
-    pub fn with_session(mut self, session: Arc<SessionState>) -> Self {
-        self.session = Some(session);
-        self
-    }
-
-    async fn emit(&self, message: Value) -> bool {
-        match &self.sink {
-            Some(sink) => sink.send(message).await.is_ok(),
-            None => false,
-        }
-    }
-
-    /// Sends `notifications/progress`, if the client asked for progress. `progress` must grow
-    /// from one call to the next.
-    pub async fn progress(&self, progress: f64, total: Option<f64>, message: Option<&str>) {
-        let Some(token) = &self.progress_token else {
-            return;
-        };
-        let mut params = json!({ "progressToken": token, "progress": progress });
-        if let Some(total) = total {
-            params["total"] = json!(total);
-        }
-        if let Some(message) = message {
-            params["message"] = json!(message);
-        }
-        self.emit(notification("notifications/progress", params))
-            .await;
-    }
-
-    /// Sends `notifications/message` if the client wants messages at `level`.
-    pub async fn log(&self, level: LogLevel, logger: &str, data: Value) {
-        if self.log_level.is_some_and(|min| level >= min) {
-            let params = json!({ "level": level.as_str(), "logger": logger, "data": data });
-            self.emit(notification("notifications/message", params))
-                .await;
-        }
-    }
-
-    /// 2025 era: sends a request to the client on the response stream and waits for its
-    /// answer (`sampling/createMessage`, `elicitation/create`, `roots/list`).
-    pub async fn ask_client(&self, method: &str, params: Value) -> Result<Value, ToolError> {
-        let (Some(session), Some(_)) = (&self.session, &self.sink) else {
-            return Err(ToolError::Failed(
-                "the client cannot be asked in this context",
-            ));
-        };
-        let (id, answer) = session.expect_answer().ok_or(ToolError::Failed(
-            "too many requests to the client are pending",
-        ))?;
-        let request = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
-        if !self.emit(request).await {
-            session.forget(&id);
-            return Err(ToolError::Failed("the client went away"));
-        }
-        let outcome = tokio::time::timeout(CLIENT_ANSWER_TIMEOUT, answer).await;
-        session.forget(&id);
-        match outcome {
-            Ok(Ok(Ok(result))) => Ok(result),
-            Ok(Ok(Err(_))) => Err(ToolError::Failed("the client declined the request")),
-            Ok(Err(_)) => Err(ToolError::Failed("the client went away")),
-            Err(_) => Err(ToolError::Failed("the client did not answer in time")),
-        }
-    }
-
-    /// 2026-07-28 retry: the client's answer to the input request named `key`.
-    pub fn input_response(&self, key: &str) -> Option<&Value> {
-        self.input_responses.as_ref()?.get(key)
-    }
-}
-
-/// A 2026-07-28 input-required outcome: what to ask the client, and the state to resume from.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct InputRequired {
-    /// `key → {"method": …, "params": …}`.
-    pub requests: Map<String, Value>,
-    /// The tool's own state, sealed before it leaves the server.
-    pub state: Option<String>,
-}
-
-/// A required string parameter, or `-32602` with `message`.
-pub fn string_param<'a>(
-    params: &'a Map<String, Value>,
-    key: &str,
-    message: &'static str,
-) -> Result<&'a str, RpcError> {
-    params
-        .get(key)
-        .and_then(Value::as_str)
-        .ok_or(RpcError::InvalidParams(message.into()))
-}
-
-/// The client capability an input request needs.
-fn capability_for(method: &str) -> Option<&'static str> {
-    match method {
-        "sampling/createMessage" => Some("sampling"),
-        "elicitation/create" => Some("elicitation"),
-        "roots/list" => Some("roots"),
-        _ => None,
-    }
-}
-
-impl InputRequired {
-    /// The `InputRequiredResult`, with requests the client cannot answer dropped and the state
-    /// sealed for `target` and `caller`.
-    pub fn to_result(&self, ctx: &ToolContext, sealer: &StateSealer, target: &str) -> Value {
-        let requests: Map<String, Value> = self
-            .requests
-            .iter()
-            .filter(|(_, r)| {
-                r.get("method")
-                    .and_then(Value::as_str)
-                    .and_then(capability_for)
-                    .is_none_or(|cap| ctx.client_capabilities.contains_key(cap))
-            })
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let mut result = json!({ "resultType": "input_required" });
-        if !requests.is_empty() {
-            result["inputRequests"] = Value::Object(requests);
-        }
-        let state = self.state.clone().unwrap_or_default();
-        result["requestState"] = json!(sealer.seal(target, &ctx.caller, &state));
-        result
-    }
-}
-
-/// Opens the `requestState` and `inputResponses` of a retry into the context.
-pub fn resume(
-    params: &Map<String, Value>,
-    ctx: &mut ToolContext,
-    sealer: &StateSealer,
-    target: &str,
-) -> Result<(), RpcError> {
-    if ctx.era != Era::Modern {
-        return Ok(());
-    }
-    if let Some(sealed) = params.get("requestState") {
-        let sealed = sealed
-            .as_str()
-            .ok_or(RpcError::InvalidParams("invalid requestState".into()))?;
-        ctx.state = Some(sealer.open(sealed, target, &ctx.caller)?);
-    }
-    ctx.input_responses = params.get("inputResponses").cloned();
-    Ok(())
+    /// The `Mcp-Param-*` headers a call of `name` must carry (none for an unknown tool).
+    fn param_headers(&self, name: &str) -> &[ParamHeader];
 }
 
 /// What a tool declares about itself.
@@ -298,20 +110,6 @@ impl ToolOutput {
     }
 }
 
-/// A tool that ran and failed; the message is shown to the client.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ToolError {
-    #[error("Invalid arguments: {0}")]
-    InvalidArguments(String),
-    #[error("{0}")]
-    Sandbox(#[from] SandboxError),
-    #[error("{0}")]
-    Failed(&'static str),
-    /// No file-job slot came free in time (see [`crate::files::jobs`]).
-    #[error("{0}")]
-    Busy(#[from] crate::files::jobs::Busy),
-}
-
 pub type ToolFuture = Pin<Box<dyn Future<Output = Result<ToolOutput, ToolError>> + Send>>;
 
 /// A tool the server offers.
@@ -326,80 +124,6 @@ struct Registered {
     validator: jsonschema::Validator,
     requires: &'static [&'static str],
     param_headers: Vec<ParamHeader>,
-}
-
-/// The JSON type of an argument mirrored into a header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParamKind {
-    String,
-    Integer,
-    Boolean,
-}
-
-/// An argument the client mirrors into an `Mcp-Param-<name>` header (`x-mcp-header`,
-/// MCP 2026-07-28).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParamHeader {
-    /// The header name, lowercase: `mcp-param-<name>`.
-    pub header: String,
-    /// The argument's location: property names from the root of `arguments`.
-    pub path: Vec<String>,
-    pub kind: ParamKind,
-}
-
-/// The `x-mcp-header` annotations of an input schema, reachable through `properties` only.
-///
-/// # Errors
-/// An annotation the specification does not allow (an empty or non-token name, a name used
-/// twice, a type other than string, integer or boolean).
-pub fn param_headers(schema: &Value) -> Result<Vec<ParamHeader>, String> {
-    fn walk(
-        node: &Value,
-        path: &mut Vec<String>,
-        out: &mut Vec<ParamHeader>,
-    ) -> Result<(), String> {
-        let Some(props) = node.get("properties").and_then(Value::as_object) else {
-            return Ok(());
-        };
-        for (key, sub) in props {
-            path.push(key.clone());
-            if let Some(name) = sub.get("x-mcp-header") {
-                let name = name.as_str().unwrap_or_default();
-                let token = !name.is_empty()
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-                if !token {
-                    return Err(format!("x-mcp-header of '{key}' is not an HTTP token"));
-                }
-                let kind = match sub.get("type").and_then(Value::as_str) {
-                    Some("string") => ParamKind::String,
-                    Some("integer") => ParamKind::Integer,
-                    Some("boolean") => ParamKind::Boolean,
-                    _ => {
-                        return Err(format!(
-                            "x-mcp-header of '{key}' needs a string, integer or boolean type"
-                        ));
-                    }
-                };
-                let header = format!("mcp-param-{}", name.to_ascii_lowercase());
-                if out.iter().any(|p| p.header == header) {
-                    return Err(format!("x-mcp-header '{name}' is used twice"));
-                }
-                out.push(ParamHeader {
-                    header,
-                    path: path.clone(),
-                    kind,
-                });
-            }
-            walk(sub, path, out)?;
-            path.pop();
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    walk(schema, &mut Vec::new(), &mut out)?;
-    Ok(out)
 }
 
 /// The tools, their compiled schemas, and the prebuilt `tools/list` entries.
@@ -576,6 +300,25 @@ impl ToolRegistry {
     }
 }
 
+impl ToolProvider for ToolRegistry {
+    fn listed(&self) -> &[Value] {
+        ToolRegistry::listed(self)
+    }
+
+    fn call<'a>(
+        &'a self,
+        params: &'a Map<String, Value>,
+        ctx: ToolContext,
+        sealer: &'a StateSealer,
+    ) -> Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send + 'a>> {
+        Box::pin(ToolRegistry::call(self, params, ctx, sealer))
+    }
+
+    fn param_headers(&self, name: &str) -> &[ParamHeader] {
+        ToolRegistry::param_headers(self, name)
+    }
+}
+
 /// The `CallToolResult` for an outcome.
 pub fn result(outcome: Result<ToolOutput, ToolError>) -> Value {
     match outcome {
@@ -596,6 +339,7 @@ pub fn result(outcome: Result<ToolOutput, ToolError>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::security::auth::KeyId;
 
     struct Echo;
     impl Tool for Echo {
@@ -702,71 +446,6 @@ mod tests {
                 &sealer,
             )
             .await
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_server_to_client_request_times_out_and_is_forgotten() {
-        let session = Arc::new(SessionState::default());
-        let (sink, mut stream) = crate::mcp::events::stream();
-        let ctx = ToolContext::detached(Era::Legacy, KeyId::new("k"))
-            .with_session(session.clone())
-            .with_stream(sink);
-        let ask = tokio::spawn(async move { ctx.ask_client("roots/list", json!({})).await });
-        let sent = stream
-            .recv()
-            .await
-            .expect("the request went out on the stream");
-        assert_eq!(sent["method"], "roots/list");
-        let outcome = ask.await.expect("task");
-        assert_eq!(
-            outcome,
-            Err(ToolError::Failed("the client did not answer in time"))
-        );
-        let id = crate::mcp::jsonrpc::RequestId::String(sent["id"].as_str().expect("id").into());
-        assert!(
-            !session.answer(&id, Ok(json!({}))),
-            "a late answer finds nobody waiting"
-        );
-    }
-
-    #[test]
-    fn pending_server_to_client_requests_are_bounded_per_session() {
-        let session = SessionState::default();
-        let held: Vec<_> = (0..crate::mcp::session::MAX_PENDING)
-            .map(|_| session.expect_answer().expect("room"))
-            .collect();
-        assert!(session.expect_answer().is_none());
-        session.forget(&held[0].0);
-        assert!(session.expect_answer().is_some());
-    }
-
-    #[test]
-    fn x_mcp_header_annotations_are_found_and_checked() {
-        let schema = json!({"type": "object", "properties": {
-            "region": {"type": "string", "x-mcp-header": "Region"},
-            "opts": {"type": "object", "properties": {"dry": {"type": "boolean", "x-mcp-header": "Dry-Run"}}},
-            "items": {"type": "array", "items": {"type": "string", "x-mcp-header": "Ignored"}}
-        }});
-        let found = param_headers(&schema).expect("valid");
-        assert_eq!(found.len(), 2);
-        assert!(found.contains(&ParamHeader {
-            header: "mcp-param-region".into(),
-            path: vec!["region".into()],
-            kind: ParamKind::String
-        }));
-        assert!(found.contains(&ParamHeader {
-            header: "mcp-param-dry-run".into(),
-            path: vec!["opts".into(), "dry".into()],
-            kind: ParamKind::Boolean
-        }));
-        for bad in [
-            json!({"properties": {"a": {"type": "number", "x-mcp-header": "A"}}}),
-            json!({"properties": {"a": {"type": "string", "x-mcp-header": "has space"}}}),
-            json!({"properties": {"a": {"type": "string", "x-mcp-header": ""}}}),
-            json!({"properties": {"a": {"type": "string", "x-mcp-header": "X"}, "b": {"type": "string", "x-mcp-header": "x"}}}),
-        ] {
-            assert!(param_headers(&bad).is_err(), "{bad}");
         }
     }
 

@@ -130,7 +130,7 @@ fn harness(probe: &Probe) -> Harness {
         .register(AsksUser);
     let state = state.with_server(
         McpServerBuilder {
-            tools,
+            tools: std::sync::Arc::new(tools),
             list_changed: true,
             ..McpServerBuilder::default()
         }

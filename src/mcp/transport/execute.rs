@@ -13,7 +13,7 @@ use super::negotiate::Reply;
 use super::reply::{raw_success, rpc_error, success};
 use super::sse;
 use crate::error::RpcError;
-use crate::mcp::dispatch::Call;
+use crate::mcp::context::Call;
 use crate::mcp::events;
 use crate::mcp::jsonrpc::{self, Request, RequestId};
 use crate::mcp::session::SessionState;
