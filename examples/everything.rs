@@ -730,11 +730,17 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
+    let state = match AppState::from_config(&config) {
+        Ok(state) => state,
+        Err(e) => {
+            eprintln!("everything: {e}");
+            return ExitCode::from(64);
+        }
+    };
     let Ok(runtime) = tokio::runtime::Runtime::new() else {
         return ExitCode::FAILURE;
     };
     let served = runtime.block_on(async {
-        let state = AppState::from_config(&config)?;
         let mut registry = ToolRegistry::new();
         for tool in tools() {
             registry.register(tool);

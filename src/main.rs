@@ -1,11 +1,11 @@
 //! The binary: parse the command line, validate it into a `Config`, start logging, serve.
-//! Bad flags or configuration exit with 64 (`EX_USAGE`) and one line on stderr.
+//! Bad flags or configuration exit with 64 (`EX_USAGE`) and one line per problem on stderr.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use clap::error::ErrorKind;
-use secure_mcp_server::config::{Cli, Command, Config, LogFormat};
+use secure_mcp_server::config::{Cli, Command, Config, ConfigErrors, LogFormat, startup};
 use secure_mcp_server::{check, keys, server};
 
 const EX_USAGE: u8 = 64;
@@ -53,10 +53,7 @@ fn main() -> ExitCode {
 
     let config = match Config::from_cli(cli, std::env::var("MCP_API_KEYS").ok()) {
         Ok(config) => config,
-        Err(e) => {
-            eprintln!("secure-mcp-server: {e}");
-            return ExitCode::from(EX_USAGE);
-        }
+        Err(errors) => return refuse(&errors),
     };
     // A generated key is shown once, on the terminal. Under a service manager stderr goes to a
     // journal that others may read, so there the server refuses to start instead.
@@ -100,6 +97,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // What the configuration names is opened once, here, before logging starts and before the
+    // server binds: a missing directory or a bad certificate is a configuration error.
+    let opened = match startup::open(&config) {
+        Ok(opened) => opened,
+        Err(errors) => return refuse(&errors),
+    };
     let bind = config.bind;
     let served = runtime.block_on(async {
         let listener = server::bind(&config).await?;
@@ -108,7 +111,7 @@ fn main() -> ExitCode {
         {
             print_first_run_key(key, listener.local_addr()?);
         }
-        server::run(&config, listener, server::shutdown_signal()).await
+        server::run(&config, opened, listener, server::shutdown_signal()).await
     });
     match served {
         Ok(()) => ExitCode::SUCCESS,
@@ -117,6 +120,14 @@ fn main() -> ExitCode {
             ExitCode::from(EX_USAGE)
         }
     }
+}
+
+/// Prints every configuration error, one line each, and exits with 64.
+fn refuse(errors: &ConfigErrors) -> ExitCode {
+    for e in errors.iter() {
+        eprintln!("secure-mcp-server: {e}");
+    }
+    ExitCode::from(EX_USAGE)
 }
 
 /// The one time a generated key is shown: on the terminal, never through the logger.

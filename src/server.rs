@@ -43,6 +43,7 @@ use tower::ServiceExt;
 
 use crate::app::{self, HttpService};
 use crate::config::Config;
+use crate::config::startup::Opened;
 use crate::observability::Observability;
 use crate::observability::metrics::{ConnectionGuard, spawn_sampler};
 use crate::observability::security::LogThrottle;
@@ -67,21 +68,12 @@ pub struct Extras {
     pub metrics: Option<TcpListener>,
 }
 
-/// Serves `config` on `listener` until `shutdown` completes.
+/// Serves `config` on `listener` until `shutdown` completes, with what start-up opened for it
+/// ([`crate::config::startup::open`]).
 pub async fn run(
     config: &Config,
+    opened: Opened,
     listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let state = AppState::from_config(config)?;
-    run_with_state(config, listener, state, shutdown).await
-}
-
-/// Like [`run`], with a state built by the caller (an embedder's own tools).
-pub async fn run_with_state(
-    config: &Config,
-    listener: TcpListener,
-    state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     if !config.bind.ip().is_loopback() && config.tls.is_none() {
@@ -92,12 +84,8 @@ pub async fn run_with_state(
              cross the network unencrypted"
         );
     }
-    let tls = match &config.tls {
-        Some((cert, key)) => Some(Arc::new(TlsState::load(cert, key).map_err(|e| {
-            std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
-        })?)),
-        None => None,
-    };
+    let tls = opened.tls.clone();
+    let state = AppState::new(config, opened);
     let metrics = match config.metrics_bind {
         Some(addr) => Some(TcpListener::bind(addr).await?),
         None => None,
@@ -115,14 +103,14 @@ pub async fn run_with_state(
 /// The HTTP limits of a configuration.
 pub fn limits(config: &Config) -> Limits {
     Limits {
-        max_body: config.max_body,
-        request_timeout: config.request_timeout,
-        header_timeout: config.header_timeout,
-        max_connections: config.max_connections,
-        max_connections_per_ip: config.max_connections_per_ip,
-        ipv6_prefix: config.rate.ipv6_prefix,
-        max_streams_per_key: config.max_streams_per_key,
-        shutdown_timeout: config.shutdown_timeout,
+        max_body: config.bounds.max_body,
+        request_timeout: config.bounds.request_timeout,
+        header_timeout: config.bounds.header_timeout,
+        max_connections: config.bounds.max_connections,
+        max_connections_per_ip: config.bounds.max_connections_per_ip,
+        ipv6_prefix: config.bounds.rate.ipv6_prefix,
+        max_streams_per_key: config.bounds.max_streams_per_key,
+        shutdown_timeout: config.bounds.shutdown_timeout,
     }
 }
 

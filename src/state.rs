@@ -6,17 +6,16 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::startup::{self, Opened};
+use crate::config::{Config, ConfigErrors};
 use crate::files;
 use crate::files::resources::FileResources;
-use crate::files::sandbox::Sandbox;
 use crate::mcp::dispatch::McpServer;
 use crate::mcp::resources::Resources;
 use crate::mcp::session::SessionStore;
 use crate::observability::Observability;
-use crate::observability::audit::AuditSink;
 use crate::observability::metrics::Metrics;
-use crate::security::auth::{ApiKeys, KeyRing};
+use crate::security::auth::KeyRing;
 use crate::security::client_ip::ClientIpResolver;
 use crate::security::origin::OriginPolicy;
 use crate::security::rate_limit::{Limiters, RateLimiter};
@@ -85,36 +84,39 @@ impl Default for Limits {
 }
 
 impl AppState {
-    /// Builds the state for a configuration: keys hashed, tools registered, schemas compiled.
-    pub fn from_config(config: &Config) -> std::io::Result<Self> {
+    /// Opens what `config` names ([`startup::open`]) and builds the state on it.
+    pub fn from_config(config: &Config) -> Result<Self, ConfigErrors> {
+        Ok(Self::new(config, startup::open(config)?))
+    }
+
+    /// Builds the state on what start-up opened: tools registered, schemas compiled.
+    pub fn new(config: &Config, opened: Opened) -> Self {
+        let Opened {
+            sandbox,
+            keys,
+            audit,
+            tls: _,
+        } = opened;
         let mut tools = ToolRegistry::new();
         let mut resources = Resources::default();
-        if !config.allow_dirs.is_empty() {
-            let sandbox = Arc::new(Sandbox::new(&config.allow_dirs)?);
+        if let Some(sandbox) = sandbox {
             files::tools::register(&mut tools, sandbox.clone());
             resources.add(FileResources::new(sandbox));
         }
         tools.register(system::SystemInfo);
         let tool_names = tools.names();
-        let audit = match &config.audit_log {
-            Some(path) => AuditSink::to_file(path)?,
-            None => AuditSink::to_log(),
-        };
-        let fixed = ApiKeys::from_plain(config.keys.keys.iter().cloned());
-        let keys = KeyRing::new(fixed, config.keys_file.clone())
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
         let epoch = tokio::time::Instant::now();
-        Ok(Self(Arc::new(AppParts {
+        Self(Arc::new(AppParts {
             server: McpServer::new(tools, resources),
             sessions: Arc::new(SessionStore::with_quota(
-                config.session_idle,
-                config.max_sessions,
-                config.max_sessions_per_key,
+                config.bounds.session_idle,
+                config.bounds.max_sessions,
+                config.bounds.max_sessions_per_key,
             )),
             keys: Arc::new(keys),
             limiters: Limiters {
-                requests: Arc::new(RateLimiter::new(config.rate, epoch)),
-                auth_failures: Arc::new(RateLimiter::new(config.auth_failures, epoch)),
+                requests: Arc::new(RateLimiter::new(config.bounds.rate, epoch)),
+                auth_failures: Arc::new(RateLimiter::new(config.bounds.auth_failures, epoch)),
             },
             origin: Arc::new(OriginPolicy::new(
                 config.allow_origins.clone(),
@@ -126,11 +128,11 @@ impl AppState {
                 config.forwarded_header,
             )),
             observability: Observability::new(Arc::new(audit), Arc::new(Metrics::new(tool_names)))
-                .with_summary_window(config.rate.window),
+                .with_summary_window(config.bounds.rate.window),
             shutdown: CancellationToken::new(),
             started: tokio::time::Instant::now(),
             metrics_elsewhere: config.metrics_bind.is_some(),
-        })))
+        }))
     }
 
     /// Replaces the MCP server (an embedder's own tools, resources and prompts); the metrics

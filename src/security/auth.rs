@@ -196,16 +196,16 @@ impl ApiKeys {
         set
     }
 
-    /// Both sets in one, `self` first; `None` if an id is in both.
-    pub fn merged(&self, other: &ApiKeys) -> Option<Self> {
-        if other
+    /// Both sets in one, `self` first; `Err` names an id that is in both.
+    pub fn merged(&self, other: &ApiKeys) -> Result<Self, String> {
+        if let Some(clash) = other
             .ids
             .iter()
-            .any(|id| self.ids.iter().any(|own| own.name == id.name))
+            .find(|id| self.ids.iter().any(|own| own.name == id.name))
         {
-            return None;
+            return Err(clash.name.to_string());
         }
-        Some(Self {
+        Ok(Self {
             ids: self.ids.iter().chain(&other.ids).cloned().collect(),
             digests: self.digests.iter().chain(&other.digests).copied().collect(),
             grants: self.grants.iter().chain(&other.grants).cloned().collect(),
@@ -265,7 +265,7 @@ pub enum ReloadError {
     #[error(transparent)]
     File(#[from] keys::KeysFileError),
     #[error("the keys file uses an id that another key source already uses")]
-    IdClash,
+    IdClash(String),
 }
 
 /// The live key set: the keys given on the command line or in the environment, plus those of
@@ -309,7 +309,7 @@ impl KeyRing {
                 ApiKeys::from_digests(parsed.into_iter().map(|(id, d)| (KeyId::new(id), d)))
             }
         };
-        self.fixed.merged(&from_file).ok_or(ReloadError::IdClash)
+        self.fixed.merged(&from_file).map_err(ReloadError::IdClash)
     }
 
     /// Re-reads the keys file; returns the number of keys now accepted. On an error, only the

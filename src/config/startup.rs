@@ -1,0 +1,117 @@
+//! Opens, once, what a configuration names: the allowed directories (as the sandbox's root
+//! descriptors), the keys file (into the live key ring), the audit file (created 0600) and the
+//! TLS certificate and key. A problem with any of them is a configuration error, reported with
+//! the others, before the server binds.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::{Config, ConfigError, ConfigErrors};
+use crate::files::sandbox::Sandbox;
+use crate::observability::audit::AuditSink;
+use crate::security::auth::{ApiKeys, KeyRing, ReloadError};
+use crate::tls::TlsState;
+
+/// What start-up opened.
+pub struct Opened {
+    /// The sandbox over the allowed directories (`None`: no file tools or resources).
+    pub sandbox: Option<Arc<Sandbox>>,
+    pub keys: KeyRing,
+    pub audit: AuditSink,
+    pub tls: Option<Arc<TlsState>>,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("sandbox", &self.sandbox.is_some())
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens everything `config` names; every problem is reported.
+pub fn open(config: &Config) -> Result<Opened, ConfigErrors> {
+    let mut errors = Vec::new();
+    let sandbox = sandbox(&config.allow_dirs).map_err(|mut e| errors.append(&mut e));
+    let fixed = ApiKeys::from_plain(config.keys.keys.iter().cloned());
+    let keys = KeyRing::new(fixed, config.keys_file.clone()).map_err(|e| {
+        errors.push(match e {
+            ReloadError::File(e) => ConfigError::KeysFile(e),
+            ReloadError::IdClash(id) => ConfigError::KeyIdClash(id),
+        });
+    });
+    let audit = match &config.audit_log {
+        Some(path) => AuditSink::to_file(path).map_err(|e| {
+            errors.push(ConfigError::AuditLog {
+                dir: path.display().to_string(),
+                reason: e.kind().to_string(),
+            });
+        }),
+        None => Ok(AuditSink::to_log()),
+    };
+    let tls = match &config.tls {
+        Some((cert, key)) => TlsState::load(cert, key)
+            .map(|t| Some(Arc::new(t)))
+            .map_err(|e| errors.push(ConfigError::Tls(e))),
+        None => Ok(None),
+    };
+    match (sandbox, keys, audit, tls) {
+        (Ok(sandbox), Ok(keys), Ok(audit), Ok(tls)) if errors.is_empty() => Ok(Opened {
+            sandbox,
+            keys,
+            audit,
+            tls,
+        }),
+        _ => Err(ConfigErrors(errors)),
+    }
+}
+
+/// Each allowed directory must exist, be a directory and be readable; then the sandbox holds
+/// a descriptor of each.
+fn sandbox(dirs: &[PathBuf]) -> Result<Option<Arc<Sandbox>>, Vec<ConfigError>> {
+    if dirs.is_empty() {
+        return Ok(None);
+    }
+    let mut errors = Vec::new();
+    let mut canonical = Vec::with_capacity(dirs.len());
+    for dir in dirs {
+        let bad = |reason: String| ConfigError::BadDir {
+            dir: dir.display().to_string(),
+            reason,
+        };
+        let checked = dir
+            .canonicalize()
+            .map_err(|e| bad(e.kind().to_string()))
+            .and_then(|c| {
+                if c.is_dir() {
+                    Ok(c)
+                } else {
+                    Err(bad("not a directory".into()))
+                }
+            })
+            .and_then(|c| {
+                std::fs::read_dir(&c)
+                    .map(|_| c)
+                    .map_err(|e| bad(e.kind().to_string()))
+            });
+        match checked {
+            Ok(c) => canonical.push(c),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Sandbox::new(&canonical)
+        .map(|s| Some(Arc::new(s)))
+        .map_err(|e| {
+            vec![ConfigError::BadDir {
+                dir: dirs
+                    .first()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+                reason: e.kind().to_string(),
+            }]
+        })
+}
