@@ -137,18 +137,11 @@ pub async fn serve_with(
     let gauges = state.clone();
     let mut background = vec![
         state.sessions.spawn_sweeper(),
-        state.limiters.requests.spawn_sweeper(),
-        state.limiters.auth_failures.spawn_sweeper(),
         spawn_reloader(state.clone(), extras.tls.clone()),
         state.observability.spawn_summary_flusher(),
-        spawn_sampler(state.observability.metrics.clone(), move || {
-            (
-                gauges.sessions.len(),
-                gauges.limiters.requests.tracked(),
-                gauges.observability.audit.dropped(),
-            )
-        }),
+        spawn_sampler(state.observability.metrics.clone(), move || gauges.gauges()),
     ];
+    background.extend(state.limiters.spawn_maintenance());
     let stop = state.shutdown.clone();
     if let Some(metrics) = extras.metrics {
         let metrics_addr = metrics.local_addr()?;

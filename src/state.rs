@@ -14,11 +14,11 @@ use crate::mcp::dispatch::McpServer;
 use crate::mcp::resources::Resources;
 use crate::mcp::session::SessionStore;
 use crate::observability::Observability;
-use crate::observability::metrics::Metrics;
+use crate::observability::metrics::{Gauges, Metrics};
 use crate::security::auth::KeyRing;
 use crate::security::client_ip::ClientIpResolver;
 use crate::security::origin::OriginPolicy;
-use crate::security::rate_limit::{Limiters, RateLimiter};
+use crate::security::rate_limit::Limiters;
 use crate::tools::registry::ToolRegistry;
 use crate::tools::system;
 
@@ -114,10 +114,7 @@ impl AppState {
                 config.bounds.max_sessions_per_key,
             )),
             keys: Arc::new(keys),
-            limiters: Limiters {
-                requests: Arc::new(RateLimiter::new(config.bounds.rate, epoch)),
-                auth_failures: Arc::new(RateLimiter::new(config.bounds.auth_failures, epoch)),
-            },
+            limiters: Limiters::in_process(config.bounds.rate, config.bounds.auth_failures, epoch),
             origin: Arc::new(OriginPolicy::new(
                 config.allow_origins.clone(),
                 config.hosts.clone(),
@@ -149,12 +146,17 @@ impl AppState {
         Self(Arc::new(parts))
     }
 
+    /// The figures the metrics read from the state.
+    pub fn gauges(&self) -> Gauges {
+        Gauges {
+            sessions: self.sessions.len(),
+            rate_limit_clients: self.limiters.requests.tracked(),
+            audit_dropped: self.observability.audit.dropped(),
+        }
+    }
+
     /// Puts the figures read at scrape time into the metrics.
     pub fn refresh_gauges(&self) {
-        self.observability.metrics.set_gauges(
-            self.sessions.len(),
-            self.limiters.requests.tracked(),
-            self.observability.audit.dropped(),
-        );
+        self.observability.metrics.set_gauges(self.gauges());
     }
 }

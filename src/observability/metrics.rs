@@ -245,13 +245,13 @@ impl Metrics {
     }
 
     /// Sets the figures read at scrape time.
-    pub fn set_gauges(&self, sessions: usize, rate_clients: usize, audit_dropped: u64) {
+    pub fn set_gauges(&self, gauges: Gauges) {
         self.sessions_live
-            .set(i64::try_from(sessions).unwrap_or(i64::MAX));
+            .set(i64::try_from(gauges.sessions).unwrap_or(i64::MAX));
         self.rate_limit_clients
-            .set(i64::try_from(rate_clients).unwrap_or(i64::MAX));
+            .set(i64::try_from(gauges.rate_limit_clients).unwrap_or(i64::MAX));
         self.audit_dropped
-            .set(i64::try_from(audit_dropped).unwrap_or(i64::MAX));
+            .set(i64::try_from(gauges.audit_dropped).unwrap_or(i64::MAX));
     }
 
     pub fn resident_bytes(&self) -> i64 {
@@ -292,11 +292,22 @@ impl Metrics {
     }
 }
 
+/// The figures other parts of the server hold, read at scrape and sample time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gauges {
+    /// Live 2025-era sessions.
+    pub sessions: usize,
+    /// Clients the request rate limiter tracks.
+    pub rate_limit_clients: usize,
+    /// Audit events dropped since start.
+    pub audit_dropped: u64,
+}
+
 /// Samples memory and CPU every [`SAMPLE_EVERY`] and logs a summary every [`SUMMARY_EVERY`];
 /// `extra` supplies the figures of the other parts (sessions, rate-limit clients, audit drops).
 pub fn spawn_sampler(
     metrics: Arc<Metrics>,
-    extra: impl Fn() -> (usize, usize, u64) + Send + 'static,
+    gauges: impl Fn() -> Gauges + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let Ok(mut sys) = sysinfo::System::new() else {
@@ -308,16 +319,16 @@ pub fn spawn_sampler(
         loop {
             ticker.tick().await;
             metrics.sample_process(&mut sys);
-            let (sessions, clients, dropped) = extra();
-            metrics.set_gauges(sessions, clients, dropped);
+            let figures = gauges();
+            metrics.set_gauges(figures);
             if n.is_multiple_of(per_summary) {
                 tracing::info!(
                     resident_bytes = metrics.resident_bytes(),
                     cpu_seconds = metrics.cpu_seconds(),
                     connections = metrics.connections_open.get(),
-                    sessions,
-                    rate_limit_clients = clients,
-                    audit_dropped = dropped,
+                    sessions = figures.sessions,
+                    rate_limit_clients = figures.rate_limit_clients,
+                    audit_dropped = figures.audit_dropped,
                     "resources"
                 );
             }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::security::rate_limit::client_key;
+use crate::security::client_ip::client_key;
 
 /// Clients summarised one by one at most; the rest share one entry.
 pub const MAX_CLIENTS: usize = 100_000;

@@ -151,6 +151,28 @@ impl RequestPolicy for ResolveClientIp {
     fn after((): (), _: &mut Response) {}
 }
 
+/// The identity of a client address: an IPv4 address (IPv4-mapped IPv6 included) as itself, an
+/// IPv6 address as its first `ipv6_prefix` bits (one holder of a /64 has 2^64 addresses).
+pub fn client_key(ip: IpAddr, ipv6_prefix: u8) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => u128::from(u32::from(v4)),
+            None => {
+                let bits = u128::from(v6);
+                let prefix = u32::from(ipv6_prefix.min(128));
+                let mask = if prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - prefix)
+                };
+                // set the top bit of the unused space so a v6 prefix never equals a v4 key
+                (bits & mask) | 1
+            }
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

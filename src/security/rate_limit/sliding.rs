@@ -1,6 +1,5 @@
-//! Per-client rate limiting: a sliding window over sub-buckets, sharded, with bounded memory.
-//!
-//! Threat: one client (or one IPv6 /64) flooding the server, or guessing keys.
+//! [`RateLimiter`]: the in-process [`RateLimitStore`]: a sliding window over sub-buckets,
+//! sharded, with bounded memory.
 //!
 //! ## The guarantee
 //! The window `W` is cut into `B` = [`SUB_BUCKETS`] buckets of `W/B`. A request is accepted
@@ -36,44 +35,21 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use axum::extract::Request;
-use axum::http::StatusCode;
-use axum::response::Response;
 use tokio::time::Instant;
 
-use crate::error::Rejection;
-use crate::policy::RequestPolicy;
-use crate::security::client_ip::client_ip;
+use super::{Decision, Policy, RateLimitStore};
+use crate::security::client_ip::client_key;
 
 /// Sub-buckets per window.
 pub const SUB_BUCKETS: u32 = 10;
 const SLOTS: usize = SUB_BUCKETS as usize + 1;
 /// Shards of the client table.
 pub const SHARDS: usize = 64;
-
-/// The configuration of one limiter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Policy {
-    /// Requests allowed per window.
-    pub limit: u32,
-    pub window: Duration,
-    /// Most clients tracked individually.
-    pub max_clients: usize,
-    /// IPv6 addresses are grouped by this many leading bits.
-    pub ipv6_prefix: u8,
-}
-
-/// What the limiter decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    Allowed { remaining: u32 },
-    Limited { retry_after: Duration },
-}
 
 /// One client's recent history: request counts per bucket, in a ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -299,91 +275,25 @@ impl RateLimiter {
     }
 }
 
-/// The identity of a client address: an IPv4 address (IPv4-mapped IPv6 included) as itself, an
-/// IPv6 address as its first `ipv6_prefix` bits (one holder of a /64 has 2^64 addresses).
-pub fn client_key(ip: IpAddr, ipv6_prefix: u8) -> u128 {
-    match ip {
-        IpAddr::V4(v4) => u128::from(u32::from(v4)),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => u128::from(u32::from(v4)),
-            None => {
-                let bits = u128::from(v6);
-                let prefix = u32::from(ipv6_prefix.min(128));
-                let mask = if prefix == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - prefix)
-                };
-                // set the top bit of the unused space so a v6 prefix never equals a v4 key
-                (bits & mask) | 1
-            }
-        },
-    }
-}
-
-/// The two limiters: all requests, and failed authentications (throttled harder).
-#[derive(Debug, Clone)]
-pub struct Limiters {
-    pub requests: Arc<RateLimiter>,
-    pub auth_failures: Arc<RateLimiter>,
-}
-
-impl Limiters {
-    pub fn spawn_sweepers(&self) -> [tokio::task::JoinHandle<()>; 2] {
-        [
-            self.requests.spawn_sweeper(),
-            self.auth_failures.spawn_sweeper(),
-        ]
-    }
-}
-
-fn limited(limiter: &RateLimiter, retry_after: Duration) -> Rejection {
-    let policy = limiter.policy();
-    Rejection::RateLimited {
-        retry_after_secs: retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0),
-        limit: policy.limit,
-        window_secs: policy.window.as_secs().max(1),
-    }
-    .at_least_one_second()
-}
-
-/// Policy: 429 for a client over its request budget, or one that failed authentication too
-/// often this window (even with a valid key now); counts every 401 it lets through.
-#[derive(Debug, Clone)]
-pub struct EnforceLimits(pub Limiters);
-
-impl RequestPolicy for EnforceLimits {
-    /// The failed-authentication limiter and the client, to count a 401.
-    type Carry = (Arc<RateLimiter>, IpAddr);
-
-    fn before(&self, request: &mut Request) -> Result<Self::Carry, Rejection> {
-        let limiters = &self.0;
-        let ip = client_ip(request.extensions()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        let now = Instant::now();
-        let refusal = match limiters.requests.check(ip, now) {
-            Decision::Limited { retry_after } => {
-                Some(("requests", limited(&limiters.requests, retry_after)))
-            }
-            Decision::Allowed { .. } => match limiters.auth_failures.peek(ip, now) {
-                Decision::Limited { retry_after } => Some((
-                    "auth_failures",
-                    limited(&limiters.auth_failures, retry_after),
-                )),
-                Decision::Allowed { .. } => None,
-            },
-        };
-        if let Some((which, rejection)) = refusal {
-            // The audit layer records the security event; this says which budget ran out.
-            tracing::debug!(client = %ip, limit = which, "rate limit reached");
-            return Err(rejection);
-        }
-        Ok((limiters.auth_failures.clone(), ip))
+impl RateLimitStore for RateLimiter {
+    fn policy(&self) -> Policy {
+        RateLimiter::policy(self)
     }
 
-    fn after((auth_failures, ip): Self::Carry, response: &mut Response) {
-        if response.status() == StatusCode::UNAUTHORIZED {
-            auth_failures.check(ip, Instant::now());
-        }
+    fn check(&self, ip: IpAddr, now: Instant) -> Decision {
+        RateLimiter::check(self, ip, now)
+    }
+
+    fn peek(&self, ip: IpAddr, now: Instant) -> Decision {
+        RateLimiter::peek(self, ip, now)
+    }
+
+    fn tracked(&self) -> usize {
+        RateLimiter::tracked(self)
+    }
+
+    fn spawn_maintenance(self: Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        Some(RateLimiter::spawn_sweeper(&self))
     }
 }
 
