@@ -7,10 +7,9 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use secure_mcp_server::mcp::headers::{self, HeaderValueOf, McpHeaders};
+use secure_mcp_server::mcp::headers::{self, HeaderValueOf, McpHeaders, ParamHeader, ParamKind};
 use secure_mcp_server::mcp::jsonrpc::{Message, parse};
 use secure_mcp_server::mcp::version::ProtocolVersion;
-use secure_mcp_server::tools::registry::{ParamHeader, ParamKind};
 use serde_json::Value;
 
 fuzz_target!(|data: &[u8]| {

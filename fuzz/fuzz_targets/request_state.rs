@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use secure_mcp_server::mcp::request_state::StateSealer;
-use secure_mcp_server::security::auth::KeyId;
+use secure_mcp_server::security::principal::{KeyId, Principal};
 
 fn sealer() -> &'static StateSealer {
     static S: OnceLock<StateSealer> = OnceLock::new();
@@ -15,7 +15,7 @@ fn sealer() -> &'static StateSealer {
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    let alice = KeyId::new("alice");
+    let alice = Principal::from(KeyId::new("alice"));
     assert!(
         sealer().open(&text, "tools/call t", &alice).is_err(),
         "forged state opened"
@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(sealer().open(&sealed, "tools/call u", &alice).is_err());
     assert!(
         sealer()
-            .open(&sealed, "tools/call t", &KeyId::new("bob"))
+            .open(&sealed, "tools/call t", &Principal::from(KeyId::new("bob")))
             .is_err()
     );
 });

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use crate::error::ToolError;
 use crate::mcp::events::{ChangeHub, EventSink, LogLevel, notification};
 use crate::mcp::session::SessionState;
-use crate::security::auth::KeyId;
+use crate::security::principal::Principal;
 
 use crate::mcp::jsonrpc::Message;
 use crate::mcp::version::Era;
@@ -82,7 +82,7 @@ pub fn note_path(note: &NoteCell, path: &str, escape_attempt: bool) {
 #[derive(Debug, Clone)]
 pub struct Call {
     pub era: Era,
-    pub caller: KeyId,
+    pub caller: Principal,
     /// The 2025-era session, if any.
     pub session: Option<Arc<SessionState>>,
     /// The request's response stream, if it may become one.
@@ -99,7 +99,7 @@ pub const CLIENT_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from
 pub struct ToolContext {
     pub era: Era,
     /// The key the request authenticated with.
-    pub caller: KeyId,
+    pub caller: Principal,
     /// The capabilities the client declared (this request's `_meta`, or the session's).
     pub client_capabilities: Map<String, Value>,
     /// `_meta.progressToken`, if the client asked for progress.
@@ -128,10 +128,10 @@ impl std::fmt::Debug for ToolContext {
 
 impl ToolContext {
     /// A context with no stream, no session and no client state (tests, internal calls).
-    pub fn detached(era: Era, caller: KeyId) -> Self {
+    pub fn detached(era: Era, caller: impl Into<Principal>) -> Self {
         Self {
             era,
-            caller,
+            caller: caller.into(),
             client_capabilities: Map::new(),
             progress_token: None,
             log_level: None,
@@ -231,6 +231,7 @@ mod tests {
     use super::*;
     use crate::mcp::jsonrpc;
     use crate::observability::audit::MAX_FIELD;
+    use crate::security::principal::KeyId;
 
     #[test]
     fn calls_record_method_and_name_cut_to_size() {

@@ -18,7 +18,7 @@ use rand::TryRng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::RpcError;
-use crate::security::auth::KeyId;
+use crate::security::principal::Principal;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
@@ -67,11 +67,11 @@ impl StateSealer {
         self.mac.clone()
     }
 
-    /// Seals `state` for `target` and the caller `kid`.
-    pub fn seal(&self, target: &str, kid: &KeyId, state: &str) -> String {
+    /// Seals `state` for `target` and the caller.
+    pub fn seal(&self, target: &str, caller: &Principal, state: &str) -> String {
         let payload = Payload {
             target: target.to_owned(),
-            kid: kid.identity(),
+            kid: caller.binding(),
             exp: now_secs() + STATE_TTL.as_secs(),
             state: state.to_owned(),
         };
@@ -87,7 +87,7 @@ impl StateSealer {
     }
 
     /// Opens a sealed state, checking its MAC, target, caller and expiry.
-    pub fn open(&self, sealed: &str, target: &str, kid: &KeyId) -> Result<String, RpcError> {
+    pub fn open(&self, sealed: &str, target: &str, caller: &Principal) -> Result<String, RpcError> {
         let invalid = || RpcError::InvalidParams("invalid requestState".into());
         let (payload_b64, tag_b64) = sealed.split_once('.').ok_or_else(invalid)?;
         let bytes = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| invalid())?;
@@ -96,7 +96,7 @@ impl StateSealer {
         mac.update(&bytes);
         mac.verify_slice(&tag).map_err(|_| invalid())?;
         let payload: Payload = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-        if payload.target != target || payload.kid != kid.identity() || payload.exp < now_secs() {
+        if payload.target != target || payload.kid != caller.binding() || payload.exp < now_secs() {
             return Err(invalid());
         }
         Ok(payload.state)
@@ -106,11 +106,12 @@ impl StateSealer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::security::principal::KeyId;
 
     #[test]
     fn a_sealed_state_opens_only_unchanged_for_its_target_and_caller() {
         let s = StateSealer::random().expect("rng");
-        let alice = KeyId::new("alice");
+        let alice = Principal::from(KeyId::new("alice"));
         let sealed = s.seal("tools/call t", &alice, "step-1");
         assert_eq!(s.open(&sealed, "tools/call t", &alice), Ok("step-1".into()));
         assert!(
@@ -119,8 +120,12 @@ mod tests {
         );
         assert!(s.open(&sealed, "tools/call other", &alice).is_err());
         assert!(
-            s.open(&sealed, "tools/call t", &KeyId::new("mallory"))
-                .is_err()
+            s.open(
+                &sealed,
+                "tools/call t",
+                &Principal::from(KeyId::new("mallory"))
+            )
+            .is_err()
         );
         assert!(s.open("garbage", "tools/call t", &alice).is_err());
         let other = StateSealer::random().expect("rng");
@@ -142,8 +147,14 @@ mod tests {
     #[test]
     fn a_new_key_under_an_old_id_cannot_open_the_old_keys_state() {
         let s = StateSealer::random().expect("rng");
-        let old = KeyId::for_digest("alice", &crate::keys::digest("old-key-value"));
-        let new = KeyId::for_digest("alice", &crate::keys::digest("new-key-value"));
+        let old = Principal::from(KeyId::for_digest(
+            "alice",
+            &crate::keys::digest("old-key-value"),
+        ));
+        let new = Principal::from(KeyId::for_digest(
+            "alice",
+            &crate::keys::digest("new-key-value"),
+        ));
         let sealed = s.seal("tools/call t", &old, "step-1");
         assert!(s.open(&sealed, "tools/call t", &old).is_ok());
         assert!(s.open(&sealed, "tools/call t", &new).is_err());

@@ -42,7 +42,8 @@ use crate::keys;
 use crate::mcp::events::LogLevel;
 use crate::mcp::jsonrpc::RequestId;
 use crate::mcp::version::ProtocolVersion;
-use crate::security::auth::{Authenticated, KeyId};
+use crate::security::auth::Authenticated;
+use crate::security::principal::Principal;
 
 /// Server-to-client requests one session may have outstanding.
 pub const MAX_PENDING: usize = 16;
@@ -208,7 +209,7 @@ impl SessionState {
 
 #[derive(Debug, Clone)]
 struct Session {
-    key_id: KeyId,
+    principal: Principal,
     version: ProtocolVersion,
     last_seen: Instant,
     state: Arc<SessionState>,
@@ -218,12 +219,12 @@ struct Session {
 #[derive(Debug, Default)]
 struct Table {
     sessions: HashMap<String, Session>,
-    per_key: HashMap<KeyId, usize>,
+    per_key: HashMap<Principal, usize>,
 }
 
 impl Table {
     fn insert(&mut self, id: String, session: Session) {
-        *self.per_key.entry(session.key_id.clone()).or_default() += 1;
+        *self.per_key.entry(session.principal.clone()).or_default() += 1;
         self.sessions.insert(id, session);
     }
 
@@ -236,10 +237,10 @@ impl Table {
 
     fn forget(&mut self, session: &Session) {
         session.state.closed.cancel();
-        if let Some(n) = self.per_key.get_mut(&session.key_id) {
+        if let Some(n) = self.per_key.get_mut(&session.principal) {
             *n -= 1;
             if *n == 0 {
-                self.per_key.remove(&session.key_id);
+                self.per_key.remove(&session.principal);
             }
         }
     }
@@ -289,14 +290,14 @@ impl SessionStore {
         lock(&self.table)
     }
 
-    /// Mints a session for `key_id` at the negotiated `version`.
+    /// Mints a session for `principal` at the negotiated `version`.
     pub fn create(
         &self,
-        key_id: KeyId,
+        principal: impl Into<Principal>,
         version: ProtocolVersion,
         now: Instant,
     ) -> Result<String, RpcError> {
-        self.create_for(&Authenticated::new(key_id), version, Map::new(), now)
+        self.create_for(&Authenticated::new(principal), version, Map::new(), now)
     }
 
     /// Mints a session for an authenticated key, remembering the known capabilities the client
@@ -311,7 +312,7 @@ impl SessionStore {
         let id = keys::random_token(32).map_err(|_| RpcError::Internal)?;
         let mut table = self.lock();
         let over_quota =
-            |t: &Table| t.per_key.get(&auth.key_id).copied().unwrap_or(0) >= self.max_per_key;
+            |t: &Table| t.per_key.get(&auth.principal).copied().unwrap_or(0) >= self.max_per_key;
         if table.sessions.len() >= self.max_sessions || over_quota(&table) {
             table.sweep(now, self.idle_timeout);
             if over_quota(&table) {
@@ -329,7 +330,7 @@ impl SessionStore {
         table.insert(
             id.clone(),
             Session {
-                key_id: auth.key_id.clone(),
+                principal: auth.principal.clone(),
                 version,
                 last_seen: now,
                 state: Arc::new(state),
@@ -338,21 +339,21 @@ impl SessionStore {
         Ok(id)
     }
 
-    /// Looks a session up for `key_id` and marks it used; returns its negotiated version.
+    /// Looks a session up for `principal` and marks it used; returns its negotiated version.
     pub fn touch(
         &self,
         id: &str,
-        key_id: &KeyId,
+        principal: &Principal,
         now: Instant,
     ) -> Result<ProtocolVersion, RpcError> {
-        self.open(id, key_id, now).map(|(v, _)| v)
+        self.open(id, principal, now).map(|(v, _)| v)
     }
 
     /// Like [`Self::touch`], and also returns the session's state.
     pub fn open(
         &self,
         id: &str,
-        key_id: &KeyId,
+        principal: &Principal,
         now: Instant,
     ) -> Result<(ProtocolVersion, Arc<SessionState>), RpcError> {
         let mut table = self.lock();
@@ -360,7 +361,7 @@ impl SessionStore {
             .sessions
             .get_mut(id)
             .ok_or(RpcError::SessionNotFound)?;
-        if session.key_id != *key_id {
+        if session.principal != *principal {
             return Err(RpcError::SessionNotFound);
         }
         if now.saturating_duration_since(session.last_seen) >= self.idle_timeout
@@ -374,10 +375,10 @@ impl SessionStore {
     }
 
     /// Ends a session (HTTP DELETE); only its own key may end it.
-    pub fn remove(&self, id: &str, key_id: &KeyId) -> Result<(), RpcError> {
+    pub fn remove(&self, id: &str, principal: &Principal) -> Result<(), RpcError> {
         let mut table = self.lock();
         match table.sessions.get(id) {
-            Some(s) if s.key_id == *key_id => {
+            Some(s) if s.principal == *principal => {
                 table.remove(id);
                 Ok(())
             }
@@ -395,9 +396,9 @@ impl SessionStore {
         self.lock().sessions.len()
     }
 
-    /// The sessions `key_id` holds.
-    pub fn held_by(&self, key_id: &KeyId) -> usize {
-        self.lock().per_key.get(key_id).copied().unwrap_or(0)
+    /// The sessions `principal` holds.
+    pub fn held_by(&self, principal: &Principal) -> usize {
+        self.lock().per_key.get(principal).copied().unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -427,11 +428,12 @@ impl SessionStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::security::principal::KeyId;
 
     const V: ProtocolVersion = ProtocolVersion::V2025_11_25;
 
-    fn alice() -> KeyId {
-        KeyId::new("alice")
+    fn alice() -> Principal {
+        Principal::from(KeyId::new("alice"))
     }
 
     #[tokio::test(start_paused = true)]
@@ -465,7 +467,7 @@ mod tests {
         let store = SessionStore::new(Duration::from_secs(60), 10);
         let now = Instant::now();
         let id = store.create(alice(), V, now).expect("create");
-        let mallory = KeyId::new("mallory");
+        let mallory = Principal::from(KeyId::new("mallory"));
         assert_eq!(
             store.touch(&id, &mallory, now),
             Err(RpcError::SessionNotFound)
@@ -496,7 +498,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn one_key_cannot_hold_more_than_its_quota_of_sessions() {
         let store = SessionStore::with_quota(Duration::from_secs(30), 100, 2);
-        let bob = KeyId::new("bob");
+        let bob = Principal::from(KeyId::new("bob"));
         store.create(alice(), V, Instant::now()).expect("1");
         store.create(alice(), V, Instant::now()).expect("2");
         assert_eq!(
@@ -567,8 +569,14 @@ mod tests {
     fn a_new_key_under_an_old_id_does_not_inherit_its_sessions() {
         let store = SessionStore::new(Duration::from_secs(60), 10);
         let now = Instant::now();
-        let old = KeyId::for_digest("alice", &crate::keys::digest("old-key-value"));
-        let new = KeyId::for_digest("alice", &crate::keys::digest("new-key-value"));
+        let old = Principal::from(KeyId::for_digest(
+            "alice",
+            &crate::keys::digest("old-key-value"),
+        ));
+        let new = Principal::from(KeyId::for_digest(
+            "alice",
+            &crate::keys::digest("new-key-value"),
+        ));
         let id = store.create(old.clone(), V, now).expect("create");
         assert_eq!(store.touch(&id, &new, now), Err(RpcError::SessionNotFound));
         assert_eq!(store.touch(&id, &old, now), Ok(V));

@@ -35,61 +35,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use axum::extract::Request;
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
-use sha2::{Digest, Sha256};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Rejection;
 use crate::keys;
 use crate::policy::RequestPolicy;
-
-/// The identity of a key: its public id (what logs show) and a tag derived from its digest
-/// (what sessions and sealed state are bound to, with the id).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct KeyId {
-    name: Arc<str>,
-    tag: u64,
-}
-
-impl KeyId {
-    /// An id without a digest (keys not yet hashed, tests, detached tool contexts).
-    pub fn new(id: impl Into<Arc<str>>) -> Self {
-        Self {
-            name: id.into(),
-            tag: 0,
-        }
-    }
-
-    /// The identity of the key with this id and digest.
-    pub fn for_digest(id: impl Into<Arc<str>>, digest: &[u8; 32]) -> Self {
-        let mut h = Sha256::new();
-        h.update(b"secure-mcp-server key identity\0");
-        h.update(digest);
-        let out = h.finalize();
-        let mut tag = [0u8; 8];
-        tag.copy_from_slice(&out[..8]);
-        Self {
-            name: id.into(),
-            tag: u64::from_be_bytes(tag),
-        }
-    }
-
-    /// The public id (logs, audit).
-    pub fn as_str(&self) -> &str {
-        &self.name
-    }
-
-    /// Id and tag as one string, for state sealed to this key.
-    pub fn identity(&self) -> String {
-        format!("{}#{:016x}", self.name, self.tag)
-    }
-}
-
-impl fmt::Display for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.name)
-    }
-}
+pub use crate::security::principal::{KeyId, Principal};
 
 /// What a key holds while it is in force: a token that fires when it is revoked, and its open
 /// streams.
@@ -131,18 +83,19 @@ impl Drop for StreamSlot {
     }
 }
 
-/// Proof that the request carried a valid key.
+/// Proof that the request carried a valid credential: who it names, and the grant it holds
+/// while in force.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
-    pub key_id: KeyId,
+    pub principal: Principal,
     pub grant: Arc<KeyGrant>,
 }
 
 impl Authenticated {
-    /// A proof for `key_id` with a grant of its own (tests, embedders).
-    pub fn new(key_id: KeyId) -> Self {
+    /// A proof for `principal` with a grant of its own (tests, embedders).
+    pub fn new(principal: impl Into<Principal>) -> Self {
         Self {
-            key_id,
+            principal: principal.into(),
             grant: Arc::default(),
         }
     }
@@ -150,7 +103,7 @@ impl Authenticated {
 
 impl PartialEq for Authenticated {
     fn eq(&self, other: &Self) -> bool {
-        self.key_id == other.key_id
+        self.principal == other.principal
     }
 }
 
@@ -253,7 +206,7 @@ impl ApiKeys {
     pub fn authenticate(&self, presented: &str) -> Option<Authenticated> {
         let i = self.find(presented)?;
         Some(Authenticated {
-            key_id: self.ids.get(i)?.clone(),
+            principal: Principal::ApiKey(self.ids.get(i)?.clone()),
             grant: self.grants.get(i)?.clone(),
         })
     }

@@ -7,5 +7,6 @@ pub mod client_ip;
 pub mod connections;
 pub mod cors;
 pub mod origin;
+pub mod principal;
 pub mod rate_limit;
 pub mod revocation;

@@ -98,7 +98,7 @@ pub(super) async fn legacy(
             let cancel = session.start(&request.id);
             let call = Call {
                 era: Era::Legacy,
-                caller: auth.key_id.clone(),
+                caller: auth.principal.clone(),
                 session: Some(session.clone()),
                 sink: None,
                 note: NoteCell::default(),
@@ -116,7 +116,7 @@ pub(super) fn session_of(
     now: Instant,
 ) -> Result<(ProtocolVersion, Arc<SessionState>), RpcError> {
     match &headers.session_id {
-        HeaderValueOf::Value(s) => state.sessions.open(s, &auth.key_id, now),
+        HeaderValueOf::Value(s) => state.sessions.open(s, &auth.principal, now),
         HeaderValueOf::Absent => Err(RpcError::SessionRequired),
         HeaderValueOf::Invalid => Err(RpcError::SessionNotFound),
     }
@@ -129,7 +129,7 @@ pub async fn delete(
     headers: HeaderMap,
 ) -> Response {
     let result = match McpHeaders::parse(&headers).session_id {
-        HeaderValueOf::Value(id) => state.sessions.remove(id, &auth.key_id),
+        HeaderValueOf::Value(id) => state.sessions.remove(id, &auth.principal),
         HeaderValueOf::Absent => Err(RpcError::SessionRequired),
         HeaderValueOf::Invalid => Err(RpcError::SessionNotFound),
     };

@@ -69,7 +69,7 @@ pub(super) async fn modern(
     }
     let call = Call {
         era: Era::Modern,
-        caller: auth.key_id.clone(),
+        caller: auth.principal.clone(),
         session: None,
         sink: None,
         note: NoteCell::default(),

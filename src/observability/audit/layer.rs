@@ -84,7 +84,7 @@ impl Pending {
             time: rfc3339(SystemTime::now()),
             request_id: self.request_id,
             client: self.client,
-            key_id: ext.get::<Authenticated>().map(|a| a.key_id.as_str()),
+            key_id: ext.get::<Authenticated>().map(|a| a.principal.name()),
             http_method: self.http_method.as_str(),
             path: &self.path,
             mcp_method: call.map(|c| &*c.method),

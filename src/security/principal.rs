@@ -1,0 +1,117 @@
+//! [`Principal`]: who is calling. Sessions, sealed request state, per-caller limits and the
+//! audit name the caller through it, never through a credential's own type, so a second kind
+//! of credential (an OAuth token's subject) is one more variant here, not a change in each of
+//! them.
+//!
+//! Today the one kind is an API key, named by its [`KeyId`]: the public id the operator gave
+//! it (what logs show) and a tag derived from its digest. What a caller is bound to (a
+//! session, sealed state) is the id *and* the tag, so a key replaced under the same id does
+//! not inherit the old key's sessions.
+
+use std::fmt;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Principal {
+    /// A caller with an API key.
+    ApiKey(KeyId),
+}
+
+impl Principal {
+    /// The name logs and the audit show (a key's id); never a secret.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::ApiKey(id) => id.as_str(),
+        }
+    }
+
+    /// What sessions and sealed state are bound to: the same for the same credential, different
+    /// for another credential under the same name.
+    pub fn binding(&self) -> String {
+        match self {
+            Self::ApiKey(id) => format!("key:{}", id.identity()),
+        }
+    }
+}
+
+impl From<KeyId> for Principal {
+    fn from(id: KeyId) -> Self {
+        Self::ApiKey(id)
+    }
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The identity of a key: its public id (what logs show) and a tag derived from its digest
+/// (what sessions and sealed state are bound to, with the id).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyId {
+    pub(crate) name: Arc<str>,
+    pub(crate) tag: u64,
+}
+
+impl KeyId {
+    /// An id without a digest (keys not yet hashed, tests, detached tool contexts).
+    pub fn new(id: impl Into<Arc<str>>) -> Self {
+        Self {
+            name: id.into(),
+            tag: 0,
+        }
+    }
+
+    /// The identity of the key with this id and digest.
+    pub fn for_digest(id: impl Into<Arc<str>>, digest: &[u8; 32]) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"secure-mcp-server key identity\0");
+        h.update(digest);
+        let out = h.finalize();
+        let mut tag = [0u8; 8];
+        tag.copy_from_slice(&out[..8]);
+        Self {
+            name: id.into(),
+            tag: u64::from_be_bytes(tag),
+        }
+    }
+
+    /// The public id (logs, audit).
+    pub fn as_str(&self) -> &str {
+        &self.name
+    }
+
+    /// Id and tag as one string, for state sealed to this key.
+    pub fn identity(&self) -> String {
+        format!("{}#{:016x}", self.name, self.tag)
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_principal_is_shown_by_name_and_bound_by_name_and_credential() {
+        let old = Principal::from(KeyId::for_digest("ops", &[1; 32]));
+        let new = Principal::from(KeyId::for_digest("ops", &[2; 32]));
+        assert_eq!(old.name(), "ops");
+        assert_eq!(old.to_string(), "ops");
+        assert_eq!(old.binding(), old.clone().binding());
+        assert_ne!(
+            old.binding(),
+            new.binding(),
+            "a replaced key binds differently"
+        );
+    }
+}
