@@ -147,14 +147,7 @@ mod tests {
     #[test]
     fn a_new_key_under_an_old_id_cannot_open_the_old_keys_state() {
         let s = StateSealer::random().expect("rng");
-        let old = Principal::from(KeyId::for_digest(
-            "alice",
-            &crate::keys::digest("old-key-value"),
-        ));
-        let new = Principal::from(KeyId::for_digest(
-            "alice",
-            &crate::keys::digest("new-key-value"),
-        ));
+        let (old, new) = crate::security::principal::replaced_key("alice");
         let sealed = s.seal("tools/call t", &old, "step-1");
         assert!(s.open(&sealed, "tools/call t", &old).is_ok());
         assert!(s.open(&sealed, "tools/call t", &new).is_err());

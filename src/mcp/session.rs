@@ -569,14 +569,7 @@ mod tests {
     fn a_new_key_under_an_old_id_does_not_inherit_its_sessions() {
         let store = SessionStore::new(Duration::from_secs(60), 10);
         let now = Instant::now();
-        let old = Principal::from(KeyId::for_digest(
-            "alice",
-            &crate::keys::digest("old-key-value"),
-        ));
-        let new = Principal::from(KeyId::for_digest(
-            "alice",
-            &crate::keys::digest("new-key-value"),
-        ));
+        let (old, new) = crate::security::principal::replaced_key("alice");
         let id = store.create(old.clone(), V, now).expect("create");
         assert_eq!(store.touch(&id, &new, now), Err(RpcError::SessionNotFound));
         assert_eq!(store.touch(&id, &old, now), Ok(V));

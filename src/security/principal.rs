@@ -97,6 +97,14 @@ impl fmt::Display for KeyId {
     }
 }
 
+/// Two callers with the same key id and different keys: a key replaced under its id (tests
+/// of everything bound to a caller).
+#[cfg(test)]
+pub fn replaced_key(id: &str) -> (Principal, Principal) {
+    let key = |value: &str| Principal::from(KeyId::for_digest(id, &crate::keys::digest(value)));
+    (key("old-key-value"), key("new-key-value"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
