@@ -31,10 +31,14 @@ pub const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 /// The method labels: every known MCP method, `response` (a client's answer), `none` (not an
 /// MCP message), and last `other`, which every other method counts as.
 pub fn method_labels() -> impl Iterator<Item = &'static str> + Clone {
-    Method::KNOWN
-        .iter()
-        .filter_map(Method::known_name)
-        .chain(["response", "none", "other"])
+    static LABELS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+        Method::KNOWN
+            .iter()
+            .filter_map(Method::known_name)
+            .chain(["response", "none", "other"])
+            .collect()
+    });
+    LABELS.iter().copied()
 }
 
 /// A method label from a closed set.

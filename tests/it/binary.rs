@@ -75,6 +75,43 @@ fn bad_configuration_exits_64_with_one_line() {
 }
 
 #[test]
+fn every_configuration_problem_is_reported_at_once_one_line_each() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, "not a keys file line\n").expect("write");
+    let keys = keys.to_string_lossy().into_owned();
+    // flags that parse but are wrong, then files that do not open: each area says its own
+    let out = run(
+        &[
+            "--bind",
+            "nowhere",
+            "--max-body",
+            "0",
+            "--allow-origin",
+            "*",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.trim().lines().collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    for flag in ["--bind", "--allow-origin", "--max-body"] {
+        assert!(lines.iter().any(|l| l.contains(flag)), "{flag}: {stderr}");
+    }
+    let out = run(
+        &["--allow-dir", "/definitely/not/a/dir", "--keys-file", &keys],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.trim().lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(lines[0].contains("--allow-dir"), "{stderr}");
+    assert!(lines[1].contains("--keys-file"), "{stderr}");
+}
+
+#[test]
 fn env_keys_are_read_from_mcp_api_keys() {
     // A later check fails (--max-body 0) only once the keys were accepted; without
     // MCP_API_KEYS the key check itself fails, naming the variable.
