@@ -2,10 +2,16 @@
 //! network.
 //!
 //! The map of a request is [`app::router`]: it lists every layer a request passes, outermost
-//! first. From there:
-//! - [`security`] holds the defences (API keys, client address);
-//! - [`mcp`] speaks the protocol (JSON-RPC envelope, the two protocol eras, sessions, dispatch);
-//! - [`tools`] holds the tool registry and the built-in tools (sandboxed files, system info);
+//! first (ARCHITECTURE.md follows it through the modules). From there:
+//! - [`config`] turns the command line into a validated configuration and opens, once, what it
+//!   names; [`state`] is what every layer shares; [`server`] accepts and serves connections;
+//! - [`security`] holds the defences (API keys, the caller's principal, client address, rate
+//!   limits, Origin/Host, connection caps, revocation);
+//! - [`mcp`] speaks the protocol (JSON-RPC envelope, methods, the two eras, the transport,
+//!   sessions, dispatch, the per-request context);
+//! - [`tools`] holds the tool registry and the system tool; [`files`] the sandbox and
+//!   everything that reads files;
+//! - [`observability`] writes the audit trail, security events and metrics;
 //! - [`error`] maps every failure to one HTTP status and one JSON-RPC code.
 
 pub mod app;

@@ -172,6 +172,7 @@ pub struct Cli {
     pub forwarded_header: ForwardedHeader,
 
     /// A browser origin allowed to call the server, e.g. https://app.example.com (repeatable).
+    #[allow(rustdoc::bare_urls)] // the text is --help's, where a bare origin reads best
     #[arg(
         long = "allow-origin",
         env = "MCP_ALLOW_ORIGINS",

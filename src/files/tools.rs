@@ -5,7 +5,7 @@
 //! - `read_file` returns at most [`MAX_READ_BYTES`] per call (`offset`/`length` page through a
 //!   larger file);
 //! - `list_directory` returns at most [`MAX_LIST_ENTRIES`] entries;
-//! - `search_files` looks at most [`MAX_SCANNED`] entries, [`MAX_DEPTH`] levels deep, and
+//! - `search_files` looks at most [`MAX_SCANNED`] entries, [`MAX_DEPTH`](super::walk::MAX_DEPTH) levels deep, and
 //!   returns at most `maxResults` (≤ [`MAX_SEARCH_RESULTS`]) matches.
 //!
 //! Every path is resolved by descriptor beneath its root and every later step (read, list,

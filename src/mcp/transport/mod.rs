@@ -21,13 +21,13 @@
 //! GET opens a 2025-era session's standalone stream (405 without a session or in 2026-07-28);
 //! DELETE ends a session.
 
-mod execute;
-mod legacy;
-mod modern;
+pub mod execute;
+pub mod legacy;
+pub mod modern;
 pub mod negotiate;
 pub mod reply;
-mod sse;
-mod streams;
+pub mod sse;
+pub mod streams;
 
 use std::convert::Infallible;
 use std::task::Poll;

@@ -8,9 +8,9 @@
 //!
 //! Where it goes: with `--audit-log PATH`, to that file only, as newline-delimited JSON, opened
 //! append-only (mode 0600); otherwise to the diagnostic log as a `tracing` event with target
-//! `audit` (human lines, or JSON with `--log-format json`). Writing never blocks a request: events
-//! go through a bounded channel ([`AUDIT_QUEUE`]) to a writer task, and when the channel is full
-//! the event is counted as dropped (`mcp_audit_dropped_events`, `/health/details`), never lost
+//! `audit` (human lines, or JSON with `--log-format json`). Writing never blocks a request:
+//! events go through a bounded channel ([`AUDIT_QUEUE`](sink::AUDIT_QUEUE)) to a writer, and
+//! when the channel is full the event is counted as dropped (`mcp_audit_dropped_events`, `/health/details`), never lost
 //! silently. On shutdown the writer drains the channel and flushes. The writer is a thread of
 //! its own (not a task on the blocking pool the file tools share, so a burst of file reads
 //! cannot hold the audit back), and it reopens the file by its path after SIGHUP, so
@@ -19,7 +19,7 @@
 //! A client over its request budget is not audited request by request: see
 //! [`crate::observability::summary`].
 //!
-//! Security events (target `security`, counted in `mcp_security_events_total`): `auth_failed`,
+//! Security events (see [`crate::observability::security`]; target `security`, counted in `mcp_security_events_total`): `auth_failed`,
 //! `rate_limited`, `forbidden_origin`, `oversized_body`, `sandbox_escape`, each with the client
 //! address; and, outside a request, `connection_limit` and `connection_limit_per_ip` (a
 //! connection refused at accept) and `keys_reload_failed`. Log lines are throttled per kind.
