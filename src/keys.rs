@@ -126,6 +126,17 @@ pub fn keys_file_line(id: &str, key: &str) -> String {
     format!("{id}:{}", hex::encode(digest(key)))
 }
 
+/// What `--generate-key` prints: a new key on the first line (so `| head -n 1` takes it), then
+/// the line to put in a keys file for it, under a random id.
+pub fn generated_key_text() -> Result<String, RandomUnavailable> {
+    let key = generate_key()?;
+    let id = random_token(6)?;
+    Ok(format!(
+        "{key}\n# for --keys-file (stores the digest, not the key):\n{}\n",
+        keys_file_line(&format!("key-{id}"), &key)
+    ))
+}
+
 /// Why a keys file was refused; the line number, never the line's content.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeysFileError {

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use clap::error::ErrorKind;
-use secure_mcp_server::config::{Cli, Command, Config, ConfigErrors, LogFormat, startup};
+use secure_mcp_server::config::{Cli, Command, Config, ConfigErrors, startup};
+use secure_mcp_server::observability::logging;
 use secure_mcp_server::{check, keys, server};
 
 const EX_USAGE: u8 = 64;
@@ -33,13 +34,8 @@ fn main() -> ExitCode {
     }
 
     if cli.generate_key {
-        return match keys::generate_key() {
-            Ok(key) => {
-                let id = keys::random_token(6).unwrap_or_else(|_| "new".into());
-                let text = format!(
-                    "{key}\n# for --keys-file (stores the digest, not the key):\n{}\n",
-                    keys::keys_file_line(&format!("key-{id}"), &key)
-                );
+        return match keys::generated_key_text() {
+            Ok(text) => {
                 // A closed pipe (`| head -n 1`) is not an error worth a panic.
                 let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
                 ExitCode::SUCCESS
@@ -50,7 +46,6 @@ fn main() -> ExitCode {
             }
         };
     }
-
     let config = match Config::from_cli(cli, std::env::var("MCP_API_KEYS").ok()) {
         Ok(config) => config,
         Err(errors) => return refuse(&errors),
@@ -66,24 +61,7 @@ fn main() -> ExitCode {
         return ExitCode::from(EX_USAGE);
     }
 
-    let filter =
-        || tracing_subscriber::EnvFilter::try_from_env("MCP_LOG").unwrap_or_else(|_| "info".into());
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    match config.log_format {
-        LogFormat::Text => tracing_subscriber::fmt()
-            .with_env_filter(filter())
-            .with_writer(std::io::stderr)
-            .with_ansi(ansi)
-            .init(),
-        LogFormat::Json => tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_env_filter(filter())
-            .with_writer(std::io::stderr)
-            .init(),
-    }
-
+    logging::init(config.log_format);
     // File tools run on the blocking pool; a small pool bounds the threads (and their memory)
     // a burst of file reads can create, instead of tokio's default of 512.
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod handle;
+pub mod logging;
 pub mod metrics;
 pub mod security;
 pub mod summary;

@@ -142,7 +142,7 @@ impl ApiKeys {
             grants: Vec::new(),
         };
         for (id, digest) in keys {
-            set.ids.push(KeyId::for_digest(id.name, &digest));
+            set.ids.push(KeyId::for_digest(id.as_str(), &digest));
             set.digests.push(digest);
             set.grants.push(Arc::default());
         }
@@ -154,9 +154,9 @@ impl ApiKeys {
         if let Some(clash) = other
             .ids
             .iter()
-            .find(|id| self.ids.iter().any(|own| own.name == id.name))
+            .find(|id| self.ids.iter().any(|own| own.as_str() == id.as_str()))
         {
-            return Err(clash.name.to_string());
+            return Err(clash.as_str().to_owned());
         }
         Ok(Self {
             ids: self.ids.iter().chain(&other.ids).cloned().collect(),

@@ -53,8 +53,8 @@ impl fmt::Display for Principal {
 /// (what sessions and sealed state are bound to, with the id).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KeyId {
-    pub(crate) name: Arc<str>,
-    pub(crate) tag: u64,
+    name: Arc<str>,
+    tag: u64,
 }
 
 impl KeyId {
