@@ -60,7 +60,10 @@ pub fn router(state: AppState, limits: Limits) -> impl HttpService {
         // 403 for a foreign Origin or Host before a key is looked at (DNS rebinding).
         .layer(PolicyLayer(RequireAllowedOrigin(state.origin.clone())))
         // 401 without a valid key; every later layer reads `Authenticated`.
-        .layer(PolicyLayer(RequireKey(state.keys.clone())))
+        .layer(PolicyLayer(RequireKey {
+            keys: state.keys.clone(),
+            policies: state.policies.clone(),
+        }))
         // A revoked key's requests end (401) and its streams close; the key's stream cap.
         .layer(KeyBoundLayer {
             max_streams: limits.max_streams_per_key,

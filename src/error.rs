@@ -387,6 +387,9 @@ pub enum ToolError {
     InvalidArguments(String),
     #[error("{0}")]
     Failed(&'static str),
+    /// The caller's per-key limit for this tool is spent.
+    #[error("Rate limit for this tool reached; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use clap::Parser;
 use clap::error::ErrorKind;
 use secure_mcp_server::config::{Cli, Command, Config, ConfigErrors, startup};
 use secure_mcp_server::observability::logging;
+use secure_mcp_server::security::key_policy::report;
 use secure_mcp_server::{check, keys, server};
 
 const EX_USAGE: u8 = 64;
@@ -26,11 +27,28 @@ fn main() -> ExitCode {
         }
     };
 
-    if let Some(Command::Check(args)) = cli.command {
-        return match tokio::runtime::Runtime::new() {
-            Ok(rt) if rt.block_on(check::run(args)) => ExitCode::SUCCESS,
-            _ => ExitCode::FAILURE,
-        };
+    match cli.command {
+        Some(Command::Check(args)) => {
+            return match tokio::runtime::Runtime::new() {
+                Ok(rt) if rt.block_on(check::run(args)) => ExitCode::SUCCESS,
+                _ => ExitCode::FAILURE,
+            };
+        }
+        Some(Command::Policy(command)) => {
+            return match report::run(&command) {
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(problems) => {
+                    for p in problems {
+                        eprintln!("secure-mcp-server: {p}");
+                    }
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        None => {}
     }
 
     if cli.generate_key {

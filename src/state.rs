@@ -10,13 +10,14 @@ use crate::config::startup::{self, Opened};
 use crate::config::{Config, ConfigErrors};
 use crate::files;
 use crate::files::resources::FileResources;
-use crate::mcp::dispatch::McpServer;
+use crate::mcp::dispatch::{McpServer, McpServerBuilder};
 use crate::mcp::resources::Resources;
 use crate::mcp::session::SessionStore;
 use crate::observability::Observability;
 use crate::observability::metrics::{Gauges, Metrics};
 use crate::security::auth::KeyRing;
 use crate::security::client_ip::ClientIpResolver;
+use crate::security::key_policy::PolicyBook;
 use crate::security::origin::OriginPolicy;
 use crate::security::rate_limit::Limiters;
 use crate::tools::registry::ToolRegistry;
@@ -41,6 +42,8 @@ pub struct AppParts {
     pub server: Arc<McpServer>,
     pub sessions: Arc<SessionStore>,
     pub keys: Arc<KeyRing>,
+    /// Per-key policy (`--policy`).
+    pub policies: Arc<PolicyBook>,
     pub limiters: Limiters,
     pub origin: Arc<OriginPolicy>,
     pub client_ip: Arc<ClientIpResolver>,
@@ -94,6 +97,7 @@ impl AppState {
         let Opened {
             sandbox,
             keys,
+            policies,
             audit,
             tls: _,
         } = opened;
@@ -107,13 +111,23 @@ impl AppState {
         let tool_names = tools.names();
         let epoch = tokio::time::Instant::now();
         Self(Arc::new(AppParts {
-            server: McpServer::new(tools, resources),
+            // With a policy, each key sees its own tools: their lists are private, and a reload
+            // that changes them is announced (`listChanged`).
+            server: McpServerBuilder {
+                tools: Arc::new(tools),
+                resources,
+                list_changed: policies.is_configured(),
+                per_caller_tools: policies.is_configured(),
+                ..McpServerBuilder::default()
+            }
+            .build(),
             sessions: Arc::new(SessionStore::with_quota(
                 config.bounds.session_idle,
                 config.bounds.max_sessions,
                 config.bounds.max_sessions_per_key,
             )),
             keys: Arc::new(keys),
+            policies: Arc::new(policies),
             limiters: Limiters::in_process(config.bounds.rate, config.bounds.auth_failures, epoch),
             origin: Arc::new(OriginPolicy::new(
                 config.allow_origins.clone(),

@@ -106,6 +106,10 @@ pub struct Cli {
     #[arg(long, env = "MCP_KEYS_FILE", value_name = "PATH")]
     pub keys_file: Option<PathBuf>,
 
+    /// A policy file: which tools each key may use, and how much (TOML; re-read on SIGHUP).
+    #[arg(long, env = "MCP_POLICY", value_name = "PATH")]
+    pub policy: Option<PathBuf>,
+
     /// Requests per client per window.
     #[arg(long, env = "MCP_RATE_LIMIT", default_value_t = 100, value_name = "N")]
     pub rate_limit: u32,
@@ -275,4 +279,7 @@ pub enum LogFormat {
 pub enum Command {
     /// Probe a running server's defences and print PASS/FAIL per check.
     Check(crate::check::CheckArgs),
+    /// Work with a per-key policy file offline.
+    #[command(subcommand)]
+    Policy(crate::security::key_policy::report::PolicyCommand),
 }

@@ -40,6 +40,8 @@ pub struct Config {
     pub allow_dirs: Vec<PathBuf>,
     pub keys: KeySet,
     pub keys_file: Option<PathBuf>,
+    /// The per-key policy file; [`startup::open`] reads it.
+    pub policy: Option<PathBuf>,
     /// Body size, timeouts, connections, sessions, streams, rate limits.
     pub bounds: limits::Bounds,
     pub trusted_proxies: Vec<IpNet>,
@@ -107,6 +109,8 @@ pub enum ConfigError {
     Plaintext(SocketAddr),
     #[error("--audit-log: '{dir}' cannot be written: {reason}")]
     AuditLog { dir: String, reason: String },
+    #[error("--policy: {0}")]
+    Policy(crate::security::key_policy::PolicyError),
     #[error("--tls-cert/--tls-key: {0}")]
     Tls(crate::tls::TlsError),
 }
@@ -214,6 +218,7 @@ impl Config {
                 .collect(),
             keys,
             keys_file: cli.keys_file,
+            policy: cli.policy,
             bounds: limits,
             trusted_proxies,
             forwarded_header: cli.forwarded_header,

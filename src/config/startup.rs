@@ -10,6 +10,7 @@ use super::{Config, ConfigError, ConfigErrors};
 use crate::files::sandbox::Sandbox;
 use crate::observability::audit::AuditSink;
 use crate::security::auth::{ApiKeys, KeyRing, ReloadError};
+use crate::security::key_policy::PolicyBook;
 use crate::tls::TlsState;
 
 /// What start-up opened.
@@ -17,6 +18,7 @@ pub struct Opened {
     /// The sandbox over the allowed directories (`None`: no file tools or resources).
     pub sandbox: Option<Arc<Sandbox>>,
     pub keys: KeyRing,
+    pub policies: PolicyBook,
     pub audit: AuditSink,
     pub tls: Option<Arc<TlsState>>,
 }
@@ -41,6 +43,13 @@ pub fn open(config: &Config) -> Result<Opened, ConfigErrors> {
             ReloadError::IdClash(id) => ConfigError::KeyIdClash(id),
         });
     });
+    // The policy may name only keys that exist: checked once the keys are known.
+    let policies = match (&config.policy, &keys) {
+        (None, _) => Ok(PolicyBook::unrestricted()),
+        (Some(path), Ok(ring)) => PolicyBook::load(path.clone(), |id| ring.knows(id))
+            .map_err(|e| errors.extend(e.0.into_iter().map(ConfigError::Policy))),
+        (Some(_), Err(())) => Err(()),
+    };
     let audit = match &config.audit_log {
         Some(path) => AuditSink::to_file(path).map_err(|e| {
             errors.push(ConfigError::AuditLog {
@@ -56,13 +65,16 @@ pub fn open(config: &Config) -> Result<Opened, ConfigErrors> {
             .map_err(|e| errors.push(ConfigError::Tls(e))),
         None => Ok(None),
     };
-    match (sandbox, keys, audit, tls) {
-        (Ok(sandbox), Ok(keys), Ok(audit), Ok(tls)) if errors.is_empty() => Ok(Opened {
-            sandbox,
-            keys,
-            audit,
-            tls,
-        }),
+    match (sandbox, keys, policies, audit, tls) {
+        (Ok(sandbox), Ok(keys), Ok(policies), Ok(audit), Ok(tls)) if errors.is_empty() => {
+            Ok(Opened {
+                sandbox,
+                keys,
+                policies,
+                audit,
+                tls,
+            })
+        }
         _ => Err(ConfigErrors(errors)),
     }
 }

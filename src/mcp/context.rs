@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 use crate::error::ToolError;
 use crate::mcp::events::{ChangeHub, EventSink, LogLevel, notification};
 use crate::mcp::session::SessionState;
+use crate::security::key_policy::{KeyRules, PolicyDecision};
 use crate::security::principal::Principal;
 
 use crate::mcp::jsonrpc::Message;
@@ -66,6 +67,8 @@ pub struct CallNote {
     pub path: Option<String>,
     pub escape: bool,
     pub tool_error: Option<bool>,
+    /// A per-key policy decision about the call (denied tool, tool over its limit).
+    pub decision: Option<PolicyDecision>,
 }
 
 /// Shared between the transport (which attaches it to the response) and the tool.
@@ -89,6 +92,8 @@ pub struct Call {
     pub sink: Option<EventSink>,
     /// What the tool notes for the audit log.
     pub note: NoteCell,
+    /// What the caller may do.
+    pub rules: Arc<KeyRules>,
 }
 
 /// How long a server-to-client request waits for the client's answer.

@@ -311,8 +311,9 @@ impl SessionStore {
     ) -> Result<String, RpcError> {
         let id = keys::random_token(32).map_err(|_| RpcError::Internal)?;
         let mut table = self.lock();
-        let over_quota =
-            |t: &Table| t.per_key.get(&auth.principal).copied().unwrap_or(0) >= self.max_per_key;
+        // The key's own cap (a policy's `max_sessions`) replaces the server-wide one.
+        let cap = auth.rules.max_sessions.unwrap_or(self.max_per_key);
+        let over_quota = |t: &Table| t.per_key.get(&auth.principal).copied().unwrap_or(0) >= cap;
         if table.sessions.len() >= self.max_sessions || over_quota(&table) {
             table.sweep(now, self.idle_timeout);
             if over_quota(&table) {

@@ -74,6 +74,7 @@ impl Observability {
                 outcome: "rate_limited",
                 file_path: None,
                 suppressed: Some(suppressed),
+                policy: None,
             };
             self.audit.record(&event);
         }

@@ -41,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::Rejection;
 use crate::keys;
 use crate::policy::RequestPolicy;
+use crate::security::key_policy::{KeyRules, PolicyBook};
 pub use crate::security::principal::{KeyId, Principal};
 
 /// What a key holds while it is in force: a token that fires when it is revoked, and its open
@@ -89,14 +90,17 @@ impl Drop for StreamSlot {
 pub struct Authenticated {
     pub principal: Principal,
     pub grant: Arc<KeyGrant>,
+    /// What the caller may do (see [`crate::security::key_policy`]).
+    pub rules: Arc<KeyRules>,
 }
 
 impl Authenticated {
-    /// A proof for `principal` with a grant of its own (tests, embedders).
+    /// A proof for `principal` with a grant of its own and no restriction (tests, embedders).
     pub fn new(principal: impl Into<Principal>) -> Self {
         Self {
             principal: principal.into(),
             grant: Arc::default(),
+            rules: Arc::new(KeyRules::unrestricted()),
         }
     }
 }
@@ -208,8 +212,15 @@ impl ApiKeys {
         Some(Authenticated {
             principal: Principal::ApiKey(self.ids.get(i)?.clone()),
             grant: self.grants.get(i)?.clone(),
+            rules: UNRESTRICTED.with(Arc::clone),
         })
     }
+}
+
+thread_local! {
+    /// The rules of a key when no policy file is configured, shared (one per thread, so
+    /// handing them to a request is a plain reference count).
+    static UNRESTRICTED: Arc<KeyRules> = Arc::new(KeyRules::unrestricted());
 }
 
 /// Why the keys file was not taken; every file key is refused until a reload succeeds.
@@ -304,6 +315,11 @@ impl KeyRing {
         self.current.load().len()
     }
 
+    /// Whether a key with the id `name` is in force (a policy file may name only these).
+    pub fn knows(&self, name: &str) -> bool {
+        self.current.load().ids.iter().any(|id| id.as_str() == name)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -328,17 +344,24 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, Rejection> {
 /// Policy: a request without a valid key ends here with 401; one with a valid key carries
 /// [`Authenticated`] (the handlers read it from the request, the audit from the response).
 #[derive(Debug, Clone)]
-pub struct RequireKey(pub Arc<KeyRing>);
+pub struct RequireKey {
+    pub keys: Arc<KeyRing>,
+    /// Whose rules the request carries on (see [`crate::security::key_policy`]).
+    pub policies: Arc<PolicyBook>,
+}
 
 impl RequestPolicy for RequireKey {
     type Carry = Authenticated;
 
     fn before(&self, request: &mut Request) -> Result<Authenticated, Rejection> {
-        let authenticated = bearer_token(request.headers()).and_then(|token| {
-            self.0
+        let mut authenticated = bearer_token(request.headers()).and_then(|token| {
+            self.keys
                 .authenticate(token)
                 .ok_or(Rejection::InvalidCredentials)
         })?;
+        if self.policies.is_configured() {
+            authenticated.rules = self.policies.rules_for(&authenticated.principal);
+        }
         request.extensions_mut().insert(authenticated.clone());
         Ok(authenticated)
     }

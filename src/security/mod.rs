@@ -6,6 +6,7 @@ pub mod auth;
 pub mod client_ip;
 pub mod connections;
 pub mod cors;
+pub mod key_policy;
 pub mod origin;
 pub mod principal;
 pub mod rate_limit;

@@ -68,15 +68,17 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let grant = request
-            .extensions()
-            .get::<Authenticated>()
-            .map(|a| a.grant.clone());
+        let auth = request.extensions().get::<Authenticated>();
+        let grant = auth.map(|a| a.grant.clone());
+        // The key's own cap (a policy's `max_streams`) replaces the server-wide one.
+        let max_streams = auth
+            .and_then(|a| a.rules.max_streams)
+            .unwrap_or(self.max_streams);
         KeyBoundFuture {
             inner: self.inner.call(request),
             grant,
             revoked: None,
-            max_streams: self.max_streams,
+            max_streams,
         }
     }
 }

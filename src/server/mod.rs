@@ -25,7 +25,8 @@
 //! The metrics listener (`--metrics-bind`) has its own, smaller connection budget
 //! ([`METRICS_CONNECTIONS`]), so scrapers and the main listener cannot starve each other.
 //!
-//! SIGHUP re-reads the keys file and the TLS certificate, and reopens the audit file. A keys file that fails to load leaves
+//! SIGHUP re-reads the keys file, the policy file and the TLS certificate, and reopens the
+//! audit file. A keys file that fails to load leaves
 //! no file key in force (fail closed; see [`crate::security::auth`]), logs why and counts a
 //! `keys_reload_failed` event; the sessions of keys that are gone end. A certificate that fails
 //! to load keeps the old one.

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::mcp::events::Change;
 use crate::state::AppState;
 use crate::tls::TlsState;
 
@@ -28,6 +29,26 @@ pub fn spawn_reloader(state: AppState, tls: Option<Arc<TlsState>>) -> tokio::tas
                         "keys file not loaded: every key of the file is refused until it loads \
                          (command-line and environment keys still work)"
                     );
+                }
+            }
+            // The policy is read after the keys: it may name only keys in force.
+            if state.policies.is_configured() {
+                let keys = state.keys.clone();
+                let reloaded = state.policies.reload(|id| keys.knows(id));
+                // What a key may see may have changed either way: listeners fetch the list again.
+                state.server.changes().announce(Change::ToolsListChanged);
+                match reloaded {
+                    Ok(()) => tracing::info!("policy reloaded"),
+                    Err(e) => {
+                        state
+                            .observability
+                            .security_event("policy_reload_failed", None);
+                        tracing::error!(
+                            error = %e,
+                            "policy not taken whole: the keys it names wrongly are denied \
+                             everything until it loads"
+                        );
+                    }
                 }
             }
             // The sessions of revoked keys end now, not at their idle timeout.

@@ -230,3 +230,47 @@ fn the_env_example_values_are_a_valid_configuration() {
         "only the deliberate error: {stderr}"
     );
 }
+
+#[test]
+fn policy_check_prints_what_each_key_may_do_or_every_problem() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("policy.toml");
+    let keys = dir.path().join("keys");
+    std::fs::write(
+        &keys,
+        secure_mcp_server::keys::keys_file_line("alice", "some-key-value"),
+    )
+    .expect("write");
+    std::fs::write(
+        &policy,
+        "[defaults]\nrate_limit = \"600/60s\"\n[keys.alice]\ntools = [\"read_file\", \"list_*\"]\n",
+    )
+    .expect("write");
+    let (policy, keys) = (
+        policy.to_string_lossy().into_owned(),
+        keys.to_string_lossy().into_owned(),
+    );
+    let out = run(&["policy", "check", &policy, "--keys-file", &keys], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("alice: tools read_file, list_*; resources yes"),
+        "{report}"
+    );
+    assert!(report.contains("every other key: every tool; resources yes; 600/60s requests"));
+    // without the keys file, alice is nobody; and the server refuses to start on it
+    let out = run(&["policy", "check", &policy], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("keys.alice: no key has this id"));
+    let out = run(
+        &[
+            "--api-key",
+            "k1-Vx9fQ2mZ7pL4wR8tY3nB6cJ0aUe5rSd1hGk",
+            "--policy",
+            &policy,
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--policy: keys.alice"));
+}

@@ -10,6 +10,7 @@ mod limits;
 mod modern;
 mod operations;
 mod origin;
+mod policy;
 mod rate_limit;
 mod sandbox;
 mod sessions;

@@ -18,6 +18,7 @@ use crate::mcp::events;
 use crate::mcp::jsonrpc::{self, Request, RequestId};
 use crate::mcp::session::SessionState;
 use crate::mcp::version::Era;
+use crate::security::key_policy::KeyRules;
 use crate::state::AppState;
 
 /// A result computed once at start (`tools/list`, `server/discover`, ...), copied into the
@@ -27,8 +28,9 @@ pub(super) fn precomputed(
     request: &Request,
     era: Era,
     reply: Reply,
+    rules: &KeyRules,
 ) -> Option<Response> {
-    let raw = state.server.precomputed(request, era)?;
+    let raw = state.server.precomputed(request, era, rules)?;
     Some(raw_success(&request.id, &raw, reply.framing, None))
 }
 

@@ -92,7 +92,7 @@ pub(super) async fn legacy(
             accepted()
         }
         Message::Request(request) => {
-            if let Some(response) = precomputed(state, &request, Era::Legacy, reply) {
+            if let Some(response) = precomputed(state, &request, Era::Legacy, reply, &auth.rules) {
                 return response;
             }
             let cancel = session.start(&request.id);
@@ -102,6 +102,7 @@ pub(super) async fn legacy(
                 session: Some(session.clone()),
                 sink: None,
                 note: NoteCell::default(),
+                rules: auth.rules.clone(),
             };
             run(state, request, call, reply, Some(cancel)).await
         }
@@ -128,6 +129,9 @@ pub async fn delete(
     Extension(auth): Extension<Authenticated>,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(refused) = super::over_key_budget(&auth) {
+        return refused;
+    }
     let result = match McpHeaders::parse(&headers).session_id {
         HeaderValueOf::Value(id) => state.sessions.remove(id, &auth.principal),
         HeaderValueOf::Absent => Err(RpcError::SessionRequired),

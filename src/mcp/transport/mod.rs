@@ -43,6 +43,7 @@ use crate::mcp::headers::{HeaderValueOf, McpHeaders};
 use crate::mcp::jsonrpc::{self, Message};
 use crate::mcp::version::{Era, ProtocolVersion};
 use crate::security::auth::Authenticated;
+use crate::security::key_policy::{PolicyBook, PolicyDecision};
 use crate::state::AppState;
 
 pub use legacy::delete;
@@ -50,6 +51,18 @@ pub use modern::check_modern_request;
 use negotiate::{Reply, declared_length, is_json_content_type};
 use reply::rpc_error;
 pub use streams::get;
+
+/// 429 (marked for the audit) when the caller's per-key request budget is spent; counts the
+/// request otherwise (see [`crate::security::key_policy`]).
+fn over_key_budget(auth: &Authenticated) -> Option<Response> {
+    let now = tokio::time::Instant::now();
+    let rejection = PolicyBook::admit(&auth.rules, &auth.principal, now).err()?;
+    let mut response = rejection.into_response();
+    response
+        .extensions_mut()
+        .insert(PolicyDecision::KEY_RATE_LIMITED);
+    Some(response)
+}
 
 /// `POST /mcp` as a service of its own: [`crate::app::router`] sends these requests here
 /// directly, past axum's routing, behind the same Origin and key policies as the other `/mcp`
@@ -108,6 +121,15 @@ async fn post(state: AppState, request: axum::extract::Request, max_body: usize)
         Err(invalid) => return rpc_error(invalid.id.as_ref(), invalid.error, Era::Legacy),
     };
     let mut call = McpCall::of(&message);
+    // The key's own budget: every message but an answer to the server counts.
+    if !matches!(message, Message::Response { .. })
+        && let Some(mut refused) = over_key_budget(&auth)
+    {
+        if let Some(call) = call {
+            refused.extensions_mut().insert(call);
+        }
+        return refused;
+    }
     let era = select_era(&mcp_headers, &message);
     if let Some(c) = call.as_mut() {
         c.era = Some(era);

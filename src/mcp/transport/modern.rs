@@ -51,8 +51,10 @@ pub(super) async fn modern(
     if let Err(e) = check_modern_request(headers, &request) {
         return rpc_error(Some(&request.id), e, Era::Modern);
     }
+    // A tool the caller may not see has no headers to check: it is answered as unknown.
     if request.method == Method::ToolsCall
         && let Some(name) = request.params.get("name").and_then(Value::as_str)
+        && auth.rules.allows_tool(name)
         && let Err(e) = headers::check_param_headers(
             raw_headers,
             state.server.param_headers(name),
@@ -64,7 +66,7 @@ pub(super) async fn modern(
     if request.method == Method::SubscriptionsListen {
         return listen(state, &request);
     }
-    if let Some(response) = precomputed(state, &request, Era::Modern, reply) {
+    if let Some(response) = precomputed(state, &request, Era::Modern, reply, &auth.rules) {
         return response;
     }
     let call = Call {
@@ -73,6 +75,7 @@ pub(super) async fn modern(
         session: None,
         sink: None,
         note: NoteCell::default(),
+        rules: auth.rules.clone(),
     };
     run(state, request, call, reply, None).await
 }

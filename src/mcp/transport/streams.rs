@@ -111,6 +111,9 @@ pub async fn get(
     Extension(auth): Extension<Authenticated>,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(refused) = super::over_key_budget(&auth) {
+        return refused;
+    }
     let mcp_headers = McpHeaders::parse(&headers);
     let modern = matches!(&mcp_headers.protocol_version, HeaderValueOf::Value(v)
         if ProtocolVersion::parse(v).is_none_or(|v| v.era() == Era::Modern));

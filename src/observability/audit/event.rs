@@ -39,6 +39,10 @@ pub struct AuditEvent<'a> {
     /// [`crate::observability::summary`]); absent when none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suppressed: Option<u64>,
+    /// A per-key policy decision (`denied_tool`, `key_rate_limited`, `tool_rate_limited`);
+    /// absent when the policy had nothing to say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<&'static str>,
 }
 
 impl AuditEvent<'_> {
@@ -89,6 +93,9 @@ impl AuditEvent<'_> {
         json_str(&mut out, b",\"file_path\":", self.file_path);
         if self.suppressed.is_some() {
             json_int(&mut out, b",\"suppressed\":", self.suppressed);
+        }
+        if self.policy.is_some() {
+            json_str(&mut out, b",\"policy\":", self.policy);
         }
         out.extend_from_slice(b"}\n");
         out
@@ -332,6 +339,7 @@ mod tests {
             outcome: "ok",
             file_path: Some(awkward),
             suppressed: Some(7),
+            policy: Some("denied_tool"),
         };
         let check = |event: &AuditEvent| {
             let line = event.to_json_line();

@@ -21,6 +21,7 @@ use crate::observability::security::InRequest;
 use crate::policy::RequestPolicy;
 use crate::security::auth::Authenticated;
 use crate::security::client_ip::client_ip;
+use crate::security::key_policy::PolicyDecision;
 
 /// The response header that names the request's audit event.
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -80,6 +81,11 @@ impl Pending {
             .get::<NoteCell>()
             .map(|n| n.lock().unwrap_or_else(|e| e.into_inner()).clone())
             .unwrap_or_default();
+        let policy = ext
+            .get::<PolicyDecision>()
+            .copied()
+            .or(note.decision)
+            .map(|d| d.0);
         let event = AuditEvent {
             time: rfc3339(SystemTime::now()),
             request_id: self.request_id,
@@ -101,6 +107,7 @@ impl Pending {
             outcome: outcome(status),
             file_path: note.path.as_deref(),
             suppressed: None,
+            policy,
         };
         obs.metrics
             .request(event.outcome, method_label(event.mcp_method), latency);
@@ -109,7 +116,10 @@ impl Pending {
         {
             obs.metrics.tool_call(tool, error);
         }
-        let security = security_event(status).or(note.escape.then_some("sandbox_escape"));
+        // A policy decision names the event more precisely than its status does.
+        let security = policy
+            .or(security_event(status))
+            .or(note.escape.then_some("sandbox_escape"));
         if let Some(kind) = security {
             obs.request_security_event(
                 kind,

@@ -260,6 +260,7 @@ mod tests {
             outcome: "ok",
             file_path: None,
             suppressed: None,
+            policy: None,
         }
     }
 

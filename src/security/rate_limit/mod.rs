@@ -44,17 +44,27 @@ pub enum Decision {
     Limited { retry_after: Duration },
 }
 
+/// Whose budget a request counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject<'a> {
+    /// A client address (IPv6 grouped by the store's prefix).
+    Address(IpAddr),
+    /// A caller, by what it is bound to (see [`crate::security::principal::Principal::binding`]),
+    /// or a finer name built from it (a caller and a tool).
+    Caller(&'a str),
+}
+
 /// Where a limiter keeps its counts, and decides. Every method is synchronous and cheap: it
 /// runs on the request path, before the body is read.
 pub trait RateLimitStore: std::fmt::Debug + Send + Sync + 'static {
     /// The limit, window and client grouping this store enforces.
     fn policy(&self) -> Policy;
 
-    /// Counts one request from `ip` at `now` if it fits.
-    fn check(&self, ip: IpAddr, now: Instant) -> Decision;
+    /// Counts one request from `subject` at `now` if it fits.
+    fn check(&self, subject: Subject<'_>, now: Instant) -> Decision;
 
-    /// Whether `ip` is over its limit at `now`, without counting anything.
-    fn peek(&self, ip: IpAddr, now: Instant) -> Decision;
+    /// Whether `subject` is over its limit at `now`, without counting anything.
+    fn peek(&self, subject: Subject<'_>, now: Instant) -> Decision;
 
     /// Clients tracked individually (a gauge).
     fn tracked(&self) -> usize;
@@ -88,7 +98,8 @@ impl Limiters {
     }
 }
 
-fn limited(limiter: &dyn RateLimitStore, retry_after: Duration) -> Rejection {
+/// The 429 of `limiter` for a client that may retry after `retry_after`.
+pub fn limited(limiter: &dyn RateLimitStore, retry_after: Duration) -> Rejection {
     let policy = limiter.policy();
     Rejection::RateLimited {
         retry_after_secs: retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0),
@@ -111,17 +122,19 @@ impl RequestPolicy for EnforceLimits {
         let limiters = &self.0;
         let ip = client_ip(request.extensions()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let now = Instant::now();
-        let refusal = match limiters.requests.check(ip, now) {
+        let refusal = match limiters.requests.check(Subject::Address(ip), now) {
             Decision::Limited { retry_after } => {
                 Some(("requests", limited(&*limiters.requests, retry_after)))
             }
-            Decision::Allowed { .. } => match limiters.auth_failures.peek(ip, now) {
-                Decision::Limited { retry_after } => Some((
-                    "auth_failures",
-                    limited(&*limiters.auth_failures, retry_after),
-                )),
-                Decision::Allowed { .. } => None,
-            },
+            Decision::Allowed { .. } => {
+                match limiters.auth_failures.peek(Subject::Address(ip), now) {
+                    Decision::Limited { retry_after } => Some((
+                        "auth_failures",
+                        limited(&*limiters.auth_failures, retry_after),
+                    )),
+                    Decision::Allowed { .. } => None,
+                }
+            }
         };
         if let Some((which, rejection)) = refusal {
             // The audit layer records the security event; this says which budget ran out.
@@ -133,7 +146,7 @@ impl RequestPolicy for EnforceLimits {
 
     fn after((auth_failures, ip): Self::Carry, response: &mut Response) {
         if response.status() == StatusCode::UNAUTHORIZED {
-            auth_failures.check(ip, Instant::now());
+            auth_failures.check(Subject::Address(ip), Instant::now());
         }
     }
 }

@@ -42,7 +42,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Decision, Policy, RateLimitStore};
+use super::{Decision, Policy, RateLimitStore, Subject};
 use crate::security::client_ip::client_key;
 
 /// Sub-buckets per window.
@@ -153,8 +153,11 @@ impl RateLimiter {
     }
 
     /// The table key (a keyed 64-bit hash of the client identity) and its shard.
-    fn locate(&self, ip: IpAddr) -> (u64, MutexGuard<'_, Shard>) {
-        let key = self.hasher.hash_one(self.client_key(ip));
+    fn locate(&self, subject: Subject<'_>) -> (u64, MutexGuard<'_, Shard>) {
+        let key = match subject {
+            Subject::Address(ip) => self.hasher.hash_one(self.client_key(ip)),
+            Subject::Caller(name) => self.hasher.hash_one((1u8, name)),
+        };
         let i = (key % SHARDS as u64) as usize;
         (
             key,
@@ -184,13 +187,13 @@ impl RateLimiter {
 
     fn with_window<T>(
         &self,
-        ip: IpAddr,
+        subject: Subject<'_>,
         now: Instant,
         f: impl FnOnce(&mut Window, (u32, u128)) -> T,
     ) -> T {
         let at = self.bucket(now);
         let bucket = at.0;
-        let (key, mut shard) = self.locate(ip);
+        let (key, mut shard) = self.locate(subject);
         if let Some(w) = shard.get_mut(&key) {
             return f(w, at);
         }
@@ -212,14 +215,24 @@ impl RateLimiter {
 
     /// Counts one request from `ip` at `now` if it fits.
     pub fn check(&self, ip: IpAddr, now: Instant) -> Decision {
-        self.with_window(ip, now, |w, at| self.decide(w, at, true))
+        self.check_subject(Subject::Address(ip), now)
+    }
+
+    /// Counts one request from `subject` at `now` if it fits.
+    pub fn check_subject(&self, subject: Subject<'_>, now: Instant) -> Decision {
+        self.with_window(subject, now, |w, at| self.decide(w, at, true))
     }
 
     /// Whether `ip` is over its limit at `now`, without counting anything. A client the table
     /// has no room for is judged by the shared overflow window its failures were counted in.
     pub fn peek(&self, ip: IpAddr, now: Instant) -> Decision {
+        self.peek_subject(Subject::Address(ip), now)
+    }
+
+    /// Whether `subject` is over its limit at `now`, without counting anything.
+    pub fn peek_subject(&self, subject: Subject<'_>, now: Instant) -> Decision {
         let at = self.bucket(now);
-        let (key, mut shard) = self.locate(ip);
+        let (key, mut shard) = self.locate(subject);
         if let Some(w) = shard.get_mut(&key) {
             return self.decide(w, at, false);
         }
@@ -280,12 +293,12 @@ impl RateLimitStore for RateLimiter {
         RateLimiter::policy(self)
     }
 
-    fn check(&self, ip: IpAddr, now: Instant) -> Decision {
-        RateLimiter::check(self, ip, now)
+    fn check(&self, subject: Subject<'_>, now: Instant) -> Decision {
+        self.check_subject(subject, now)
     }
 
-    fn peek(&self, ip: IpAddr, now: Instant) -> Decision {
-        RateLimiter::peek(self, ip, now)
+    fn peek(&self, subject: Subject<'_>, now: Instant) -> Decision {
+        self.peek_subject(subject, now)
     }
 
     fn tracked(&self) -> usize {

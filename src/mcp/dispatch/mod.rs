@@ -13,6 +13,9 @@
 //! server's identity in `_meta`, and on list/read results `ttlMs` and `cacheScope`. Lists that
 //! do not depend on the caller are `public`; anything derived from file contents is `private`.
 
+mod complete;
+mod policy;
+
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
@@ -27,6 +30,7 @@ use crate::mcp::prompts::PromptRegistry;
 use crate::mcp::request_state::StateSealer;
 use crate::mcp::resources::{Resources, cursor_param};
 use crate::mcp::version::{Era, ProtocolVersion};
+use crate::security::key_policy::KeyRules;
 use crate::tools::registry::{ToolProvider, ToolRegistry};
 
 pub const SERVER_NAME: &str = "secure-mcp-server";
@@ -56,6 +60,8 @@ pub struct McpServer {
     instructions: String,
     changes: ChangeHub,
     sealer: StateSealer,
+    /// `cacheScope` of `tools/list`: `private` when each key may see different tools.
+    tools_scope: &'static str,
     /// Serialized results that never change: `(method, era)` → the `result` JSON.
     precomputed: std::collections::HashMap<(&'static str, Era), Arc<str>>,
 }
@@ -79,6 +85,8 @@ pub struct McpServerBuilder {
     /// Announce `listChanged` for tools / prompts / resources (an embedder that changes them
     /// announces through [`McpServer::changes`]).
     pub list_changed: bool,
+    /// Each caller may see different tools (a policy file): `tools/list` results are private.
+    pub per_caller_tools: bool,
     pub instructions: Option<String>,
     pub changes: ChangeHub,
 }
@@ -90,6 +98,7 @@ impl Default for McpServerBuilder {
             resources: Resources::default(),
             prompts: PromptRegistry::default(),
             list_changed: false,
+            per_caller_tools: false,
             instructions: None,
             changes: ChangeHub::default(),
         }
@@ -125,6 +134,11 @@ impl McpServerBuilder {
                 .unwrap_or_else(|| DEFAULT_INSTRUCTIONS.to_owned()),
             changes: self.changes,
             sealer: StateSealer::random().expect("the OS random generator is needed at start"),
+            tools_scope: if self.per_caller_tools {
+                "private"
+            } else {
+                "public"
+            },
             precomputed: std::collections::HashMap::new(),
         };
         server.precompute();
@@ -211,7 +225,7 @@ impl McpServer {
         let mut lists: Vec<(Method, Value, Option<CacheHint>)> = vec![(
             Method::ToolsList,
             json!({ "tools": self.tools.listed() }),
-            Some((TOOLS_TTL_MS, "public")),
+            Some((TOOLS_TTL_MS, self.tools_scope)),
         )];
         if !self.prompts.is_empty() {
             lists.push((
@@ -247,10 +261,19 @@ impl McpServer {
         self.precomputed = out;
     }
 
-    /// The serialized `result` of `request`, if it is one that never changes (no cursor).
-    pub fn precomputed(&self, request: &Request, era: Era) -> Option<Arc<str>> {
+    /// The serialized `result` of `request`, if it is one that never changes (no cursor) for
+    /// a caller with these rules.
+    pub fn precomputed(&self, request: &Request, era: Era, rules: &KeyRules) -> Option<Arc<str>> {
         if matches!(cursor_param(&request.params), Ok(Some(c)) if !c.is_empty()) {
             return None;
+        }
+        match request.method {
+            Method::ToolsList if !rules.allows_every_tool() => {
+                return Some(self.tools_list_for(rules, era));
+            }
+            // Refused by `handle`, like the other resource methods.
+            Method::ResourcesTemplatesList if !rules.resources => return None,
+            _ => {}
         }
         let method = request.method.known_name()?;
         self.precomputed.get(&(method, era)).cloned()
@@ -331,7 +354,7 @@ impl McpServer {
                 (json!({}), None)
             }
             (Era::Legacy, Method::ResourcesSubscribe | Method::ResourcesUnsubscribe) => {
-                self.require_resources()?;
+                self.resources_for(&call)?;
                 if !self.supports_subscribe() {
                     return Err(RpcError::MethodNotFound);
                 }
@@ -348,32 +371,29 @@ impl McpServer {
             (_, Method::ToolsList) => {
                 first_page_only(params)?;
                 (
-                    json!({ "tools": self.tools.listed() }),
-                    Some((TOOLS_TTL_MS, "public")),
+                    json!({ "tools": self.listed_tools(&call.rules) }),
+                    Some((TOOLS_TTL_MS, self.tools_scope)),
                 )
             }
-            (_, Method::ToolsCall) => {
-                let ctx = self.context(request, &call)?;
-                (self.tools.call(params, ctx, &self.sealer).await?, None)
-            }
+            (_, Method::ToolsCall) => (self.call_tool(request, &call).await?, None),
             (_, Method::ResourcesList) => {
                 let cursor = cursor_param(params)?;
                 (
-                    self.require_resources()?.list(cursor).await?,
+                    self.resources_for(&call)?.list(cursor).await?,
                     Some((FILES_TTL_MS, "private")),
                 )
             }
             (_, Method::ResourcesTemplatesList) => {
                 first_page_only(params)?;
                 (
-                    self.require_resources()?.templates(),
+                    self.resources_for(&call)?.templates(),
                     Some((TOOLS_TTL_MS, "public")),
                 )
             }
             (_, Method::ResourcesRead) => {
                 let uri = string_param(params, "uri", "resources/read needs a string 'uri'")?;
                 (
-                    self.require_resources()?.read(uri, &call.note).await?,
+                    self.resources_for(&call)?.read(uri, &call.note).await?,
                     Some((FILES_TTL_MS, "private")),
                 )
             }
@@ -389,60 +409,18 @@ impl McpServer {
                 let ctx = self.context(request, &call)?;
                 (prompts.get(params, ctx, &self.sealer).await?, None)
             }
-            (_, Method::CompletionComplete) => (self.complete(params, &call.note).await?, None),
+            (_, Method::CompletionComplete) => {
+                if !call.rules.resources {
+                    return Err(RpcError::MethodNotFound);
+                }
+                (self.complete(params, &call.note).await?, None)
+            }
             _ => return Err(RpcError::MethodNotFound),
         };
         Ok(match era {
             Era::Legacy => result,
             Era::Modern => self.modern_result(result, cache),
         })
-    }
-
-    async fn complete(
-        &self,
-        params: &Map<String, Value>,
-        note: &crate::mcp::context::NoteCell,
-    ) -> Result<Value, RpcError> {
-        if self.prompts.is_empty() && self.resources.is_empty() {
-            return Err(RpcError::MethodNotFound);
-        }
-        let bad = |what: &'static str| RpcError::InvalidParams(what.into());
-        let reference = params
-            .get("ref")
-            .and_then(Value::as_object)
-            .ok_or(bad("'ref' is required"))?;
-        let argument = params
-            .get("argument")
-            .and_then(Value::as_object)
-            .ok_or(bad("'argument' is required"))?;
-        let arg_name = argument
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or(bad("argument name is required"))?;
-        let value = argument
-            .get("value")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let values = match reference.get("type").and_then(Value::as_str) {
-            Some("ref/prompt") => {
-                let name = reference
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .ok_or(bad("prompt name is required"))?;
-                self.require_prompts()?.complete(name, arg_name, value)?
-            }
-            Some("ref/resource") => {
-                let uri = reference
-                    .get("uri")
-                    .and_then(Value::as_str)
-                    .ok_or(bad("uri is required"))?;
-                self.require_resources()?
-                    .complete(uri, arg_name, value, note)
-                    .await
-            }
-            _ => return Err(bad("unknown reference type")),
-        };
-        Ok(json!({ "completion": { "values": values, "total": values.len(), "hasMore": false } }))
     }
 
     fn discover(&self) -> Value {
