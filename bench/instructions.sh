@@ -4,6 +4,8 @@
 # and the bare axum baseline (answering with the same result bytes), sends the same tools/list
 # request N times on one connection, and subtracts a run with no requests (start-up, shutdown).
 #   bash bench/instructions.sh [N]      (default 3000; needs valgrind)
+# Also measured: the same server with a policy file of 100 keys (--policy), the calling key one
+# of them with a tool list and a request budget, so the cost of per-key policy is a figure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-3000}
@@ -39,5 +41,24 @@ noaudit=(target/release/secure-mcp-server --api-key "$key" --bind "127.0.0.1:$po
 s0=$(measure 0 "${server[@]}"); s1=$(measure "$n" "${server[@]}")
 a0=$(MCP_LOG="info,audit=off" measure 0 "${noaudit[@]}"); a1=$(MCP_LOG="info,audit=off" measure "$n" "${noaudit[@]}")
 b0=$(measure 0 "${baseline[@]}"); b1=$(measure "$n" "${baseline[@]}")
-awk -v s=$(( (s1 - s0) / n )) -v a=$(( (a1 - a0) / n )) -v b=$(( (b1 - b0) / n )) 'BEGIN {
-    printf "instructions per tools/list request: secure-mcp-server %d (audit off: %d, the audit file costs %.1f%%); bare axum baseline sending the same result bytes %d (baseline / server = %.2f)\n", s, a, (s - a) / s * 100, b, b / s }'
+# A policy of 100 keys: 99 in a keys file, and the calling key (cli-1), each with its own entry.
+: > "$work/keys"
+{
+    echo '[defaults]'
+    echo 'rate_limit = "600/60s"'
+    for i in $(seq 1 99); do
+        echo "$(target/release/secure-mcp-server --generate-key | head -n 1)" > "$work/k"
+        python3 - "$work/k" "key-$i" >> "$work/keys" <<'PY'
+import hashlib, sys
+print(f"{sys.argv[2]}:{hashlib.sha256(open(sys.argv[1]).read().strip().encode()).hexdigest()}")
+PY
+        printf '[keys.key-%d]\ntools = ["read_file", "list_*"]\nrate_limit = "100/60s"\n' "$i"
+    done
+    printf '[keys.cli-1]\ntools = ["*"]\nrate_limit = "1000000000/60s"\n'
+    printf '[keys.cli-1.tool_limits]\nsearch_files = "10/60s"\n'
+} > "$work/policy.toml"
+policy=("${server[@]}" --keys-file "$work/keys" --policy "$work/policy.toml")
+p0=$(measure 0 "${policy[@]}"); p1=$(measure "$n" "${policy[@]}")
+awk -v s=$(( (s1 - s0) / n )) -v a=$(( (a1 - a0) / n )) -v b=$(( (b1 - b0) / n )) -v p=$(( (p1 - p0) / n )) 'BEGIN {
+    printf "instructions per tools/list request: secure-mcp-server %d (audit off: %d, the audit file costs %.1f%%); bare axum baseline sending the same result bytes %d (baseline / server = %.2f)\n", s, a, (s - a) / s * 100, b, b / s
+    printf "with a policy of 100 keys (the caller restricted, with a request budget): %d (%+.1f%%)\n", p, (p - s) / s * 100 }'

@@ -64,7 +64,7 @@ pub(super) async fn modern(
         return rpc_error(Some(&request.id), e, Era::Modern);
     }
     if request.method == Method::SubscriptionsListen {
-        return listen(state, &request);
+        return listen(state, &request, auth.rules.resources);
     }
     if let Some(response) = precomputed(state, &request, Era::Modern, reply, &auth.rules) {
         return response;

@@ -23,7 +23,9 @@ use crate::security::auth::Authenticated;
 use crate::state::AppState;
 
 /// `subscriptions/listen` (2026-07-28): an SSE stream of the changes the client asked for.
-pub(super) fn listen(state: &AppState, request: &Request) -> Response {
+/// `resources`: whether the caller may use resources (its policy); if not, it hears nothing
+/// about them.
+pub(super) fn listen(state: &AppState, request: &Request, resources: bool) -> Response {
     let server = &state.server;
     let wanted = request
         .params
@@ -36,8 +38,8 @@ pub(super) fn listen(state: &AppState, request: &Request) -> Response {
     let filter = sse::Filter {
         tools: lc && asks("toolsListChanged"),
         prompts: lc && server.has_prompts() && asks("promptsListChanged"),
-        resources: lc && server.has_resources() && asks("resourcesListChanged"),
-        uris: Some(if server.supports_subscribe() {
+        resources: resources && lc && server.has_resources() && asks("resourcesListChanged"),
+        uris: Some(if resources && server.supports_subscribe() {
             wanted
                 .get("resourceSubscriptions")
                 .and_then(Value::as_array)
@@ -149,7 +151,7 @@ pub async fn get(
     let filter = sse::Filter {
         tools: lc,
         prompts: lc && server.has_prompts(),
-        resources: lc && server.has_resources(),
+        resources: auth.rules.resources && lc && server.has_resources(),
         uris: None,
     };
     let recorder = session.clone();
