@@ -130,6 +130,50 @@ async fn resources_and_completion_follow_the_resources_rule() {
         let other = modern_as(&h, OTHER_KEY, local, method, json!({})).await;
         assert!(other.json().get("result").is_some(), "{method}");
     }
+    // on a listen stream, the key hears nothing about resources
+    let acknowledged = |key: &'static str| {
+        let h = &h;
+        async move {
+            let body = json!({"jsonrpc":"2.0","id":9,"method":"subscriptions/listen","params":{
+                "notifications": {"resourcesListChanged": true,
+                    "resourceSubscriptions": ["file:///data/hello.txt"]},
+                "_meta":{"io.modelcontextprotocol/protocolVersion": MODERN,
+                    "io.modelcontextprotocol/clientCapabilities":{}}}});
+            let mut request = Request::post("/mcp")
+                .header("host", "127.0.0.1:8080")
+                .header("authorization", format!("Bearer {key}"))
+                .header("content-type", "application/json")
+                .header("accept", "text/event-stream")
+                .header("mcp-protocol-version", MODERN)
+                .header("mcp-method", "subscriptions/listen")
+                .body(Body::from(body.to_string()))
+                .expect("request");
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(SocketAddr::from((
+                    [127, 0, 0, 1],
+                    40000,
+                ))));
+            let response = tower::ServiceExt::oneshot(h.app.clone(), request)
+                .await
+                .expect("infallible");
+            let mut body = response.into_body().into_data_stream();
+            let first = futures_util::StreamExt::next(&mut body)
+                .await
+                .expect("an event")
+                .expect("bytes");
+            let text = String::from_utf8_lossy(&first).into_owned();
+            let data = text
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .expect("data")
+                .to_owned();
+            serde_json::from_str::<Value>(&data).expect("json")["params"]["notifications"].clone()
+        }
+    };
+    assert_eq!(acknowledged(KEY).await, json!({}));
+    let other = acknowledged(OTHER_KEY).await;
+    assert_eq!(other["resourcesListChanged"], true, "{other}");
 }
 
 #[tokio::test(start_paused = true)]
