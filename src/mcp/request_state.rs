@@ -71,7 +71,7 @@ impl StateSealer {
     pub fn seal(&self, target: &str, caller: &Principal, state: &str) -> String {
         let payload = Payload {
             target: target.to_owned(),
-            kid: caller.binding(),
+            kid: caller.binding().to_owned(),
             exp: now_secs() + STATE_TTL.as_secs(),
             state: state.to_owned(),
         };

@@ -28,11 +28,12 @@ impl Principal {
         }
     }
 
-    /// What sessions and sealed state are bound to: the same for the same credential, different
-    /// for another credential under the same name.
-    pub fn binding(&self) -> String {
+    /// What sessions, sealed state and per-key budgets are bound to: the same for the same
+    /// credential, different for another credential under the same name. Made once, when the
+    /// credential is loaded.
+    pub fn binding(&self) -> &str {
         match self {
-            Self::ApiKey(id) => format!("key:{}", id.identity()),
+            Self::ApiKey(id) => &id.binding,
         }
     }
 }
@@ -55,15 +56,19 @@ impl fmt::Display for Principal {
 pub struct KeyId {
     name: Arc<str>,
     tag: u64,
+    /// `key:<name>#<tag>`, the principal's binding.
+    binding: Arc<str>,
 }
 
 impl KeyId {
     /// An id without a digest (keys not yet hashed, tests, detached tool contexts).
     pub fn new(id: impl Into<Arc<str>>) -> Self {
-        Self {
-            name: id.into(),
-            tag: 0,
-        }
+        Self::with_tag(id.into(), 0)
+    }
+
+    fn with_tag(name: Arc<str>, tag: u64) -> Self {
+        let binding = format!("key:{name}#{tag:016x}").into();
+        Self { name, tag, binding }
     }
 
     /// The identity of the key with this id and digest.
@@ -74,10 +79,7 @@ impl KeyId {
         let out = h.finalize();
         let mut tag = [0u8; 8];
         tag.copy_from_slice(&out[..8]);
-        Self {
-            name: id.into(),
-            tag: u64::from_be_bytes(tag),
-        }
+        Self::with_tag(id.into(), u64::from_be_bytes(tag))
     }
 
     /// The public id (logs, audit).

@@ -169,7 +169,7 @@ impl PolicyBook {
             return Ok(());
         };
         let subject = caller.binding();
-        match limit.store.check(Subject::Caller(&subject), now) {
+        match limit.store.check(Subject::Caller(subject), now) {
             Decision::Allowed { .. } => Ok(()),
             Decision::Limited { retry_after } => {
                 Err(rate_limit::limited(&*limit.store, retry_after))
