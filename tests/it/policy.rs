@@ -388,3 +388,60 @@ async fn sighup_rereads_the_policy_of_the_running_server() {
     }
     assert!(narrowed, "the reloaded policy is in force");
 }
+
+#[tokio::test]
+async fn the_audit_names_the_policy_decision() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "[keys.cli-1]\ntools = []\n").expect("write");
+    let audit = dir.path().join("audit.log");
+    let (policy_arg, audit_arg) = (
+        policy.to_string_lossy().into_owned(),
+        audit.to_string_lossy().into_owned(),
+    );
+    let server = RunningServer::start(
+        &[
+            "--api-key",
+            KEY,
+            "--policy",
+            &policy_arg,
+            "--audit-log",
+            &audit_arg,
+        ],
+        &[],
+    );
+    let reply: Value = reqwest::Client::new()
+        .post(server.url())
+        .bearer_auth(KEY)
+        .header("mcp-protocol-version", MODERN)
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "system_info")
+        .json(
+            &json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
+            "name": "system_info", "arguments": {},
+            "_meta":{"io.modelcontextprotocol/protocolVersion": MODERN,
+            "io.modelcontextprotocol/clientCapabilities":{}}}}),
+        )
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(reply["error"]["message"], "Invalid params: unknown tool");
+    let mut decided = None;
+    for _ in 0..40 {
+        let text = std::fs::read_to_string(&audit).unwrap_or_default();
+        decided = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|e| e["mcp_method"] == "tools/call");
+        if decided.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let event = decided.expect("the call was audited");
+    assert_eq!(event["policy"], "denied_tool");
+    assert_eq!(event["key_id"], "cli-1");
+}
