@@ -98,6 +98,7 @@ impl AppState {
             sandbox,
             keys,
             policies,
+            sealer,
             audit,
             tls: _,
         } = opened;
@@ -118,6 +119,7 @@ impl AppState {
                 resources,
                 list_changed: policies.is_configured(),
                 per_caller_tools: policies.is_configured(),
+                sealer,
                 ..McpServerBuilder::default()
             }
             .build(),

@@ -106,6 +106,11 @@ pub struct Cli {
     #[arg(long, env = "MCP_KEYS_FILE", value_name = "PATH")]
     pub keys_file: Option<PathBuf>,
 
+    /// A secret shared by every instance behind one address, so a multi-round request's
+    /// state opens on any of them (one line, mode 600, at least 128 bits).
+    #[arg(long, env = "MCP_STATE_SECRET_FILE", value_name = "PATH")]
+    pub state_secret_file: Option<PathBuf>,
+
     /// A policy file: which tools each key may use, and how much (TOML; re-read on SIGHUP).
     #[arg(long, env = "MCP_POLICY", value_name = "PATH")]
     pub policy: Option<PathBuf>,

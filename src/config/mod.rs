@@ -42,6 +42,8 @@ pub struct Config {
     pub keys_file: Option<PathBuf>,
     /// The per-key policy file; [`startup::open`] reads it.
     pub policy: Option<PathBuf>,
+    /// The shared `requestState` secret; [`startup::open`] reads it.
+    pub state_secret_file: Option<PathBuf>,
     /// Body size, timeouts, connections, sessions, streams, rate limits.
     pub bounds: limits::Bounds,
     pub trusted_proxies: Vec<IpNet>,
@@ -109,6 +111,8 @@ pub enum ConfigError {
     Plaintext(SocketAddr),
     #[error("--audit-log: '{dir}' cannot be written: {reason}")]
     AuditLog { dir: String, reason: String },
+    #[error("--state-secret-file: {0}")]
+    StateSecret(crate::mcp::request_state::SecretFileError),
     #[error("--policy: {0}")]
     Policy(crate::security::key_policy::PolicyError),
     #[error("--tls-cert/--tls-key: {0}")]
@@ -219,6 +223,7 @@ impl Config {
             keys,
             keys_file: cli.keys_file,
             policy: cli.policy,
+            state_secret_file: cli.state_secret_file,
             bounds: limits,
             trusted_proxies,
             forwarded_header: cli.forwarded_header,

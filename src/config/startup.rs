@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::{Config, ConfigError, ConfigErrors};
 use crate::files::sandbox::Sandbox;
+use crate::mcp::request_state::{StateSealer, read_secret_file};
 use crate::observability::audit::AuditSink;
 use crate::security::auth::{ApiKeys, KeyRing, ReloadError};
 use crate::security::key_policy::PolicyBook;
@@ -19,6 +20,8 @@ pub struct Opened {
     pub sandbox: Option<Arc<Sandbox>>,
     pub keys: KeyRing,
     pub policies: PolicyBook,
+    /// The `requestState` sealer of a shared secret (`None`: a random one per process).
+    pub sealer: Option<StateSealer>,
     pub audit: AuditSink,
     pub tls: Option<Arc<TlsState>>,
 }
@@ -50,6 +53,12 @@ pub fn open(config: &Config) -> Result<Opened, ConfigErrors> {
             .map_err(|e| errors.extend(e.0.into_iter().map(ConfigError::Policy))),
         (Some(_), Err(())) => Err(()),
     };
+    let sealer = match &config.state_secret_file {
+        None => Ok(None),
+        Some(path) => read_secret_file(path)
+            .map(|secret| Some(StateSealer::from_secret(&secret)))
+            .map_err(|e| errors.push(ConfigError::StateSecret(e))),
+    };
     let audit = match &config.audit_log {
         Some(path) => AuditSink::to_file(path).map_err(|e| {
             errors.push(ConfigError::AuditLog {
@@ -65,12 +74,15 @@ pub fn open(config: &Config) -> Result<Opened, ConfigErrors> {
             .map_err(|e| errors.push(ConfigError::Tls(e))),
         None => Ok(None),
     };
-    match (sandbox, keys, policies, audit, tls) {
-        (Ok(sandbox), Ok(keys), Ok(policies), Ok(audit), Ok(tls)) if errors.is_empty() => {
+    match (sandbox, keys, policies, sealer, audit, tls) {
+        (Ok(sandbox), Ok(keys), Ok(policies), Ok(sealer), Ok(audit), Ok(tls))
+            if errors.is_empty() =>
+        {
             Ok(Opened {
                 sandbox,
                 keys,
                 policies,
+                sealer,
                 audit,
                 tls,
             })

@@ -5,7 +5,10 @@
 //! state is sealed as `base64url(payload) "." base64url(HMAC-SHA256(key, payload))`, where the
 //! payload binds the tool's state to the method and name it belongs to, the key id of the
 //! caller, and an expiry. The HMAC key is drawn from the OS CSPRNG at start and never leaves
-//! the process, so a restart invalidates outstanding states (the client then starts over).
+//! the process, so a restart invalidates outstanding states (the client then starts over) —
+//! unless `--state-secret-file` names a secret that several instances share
+//! ([`read_secret_file`]): then the key is derived from it, and every instance opens every
+//! other's states (and a restart keeps them valid).
 //! Any tampering, another caller's state, another tool's state, or an expired state is refused
 //! with `-32602`.
 
@@ -63,6 +66,19 @@ impl StateSealer {
         Ok(Self { mac })
     }
 
+    /// A sealer whose key is derived from a shared secret (domain-separated, so the secret is
+    /// not itself the HMAC key).
+    pub fn from_secret(secret: &[u8]) -> Self {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(b"secure-mcp-server request state\0");
+        h.update(secret);
+        let key = h.finalize();
+        let mac = <HmacSha256 as KeyInit>::new_from_slice(&key)
+            .expect("HMAC-SHA256 takes a key of any length");
+        Self { mac }
+    }
+
     fn mac(&self) -> HmacSha256 {
         self.mac.clone()
     }
@@ -101,6 +117,37 @@ impl StateSealer {
         }
         Ok(payload.state)
     }
+}
+
+/// Why a shared secret file was refused. Never includes the secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretFileError {
+    #[error("cannot be read: {0}")]
+    Unreadable(String),
+    #[error("is readable by group or others (chmod 600)")]
+    Exposed,
+    #[error(
+        "holds too little entropy (estimated under 128 bits); use `secure-mcp-server --generate-key`"
+    )]
+    Weak,
+}
+
+/// Reads a shared `requestState` secret: one line, readable by its owner only, at least as
+/// strong as an API key.
+pub fn read_secret_file(path: &std::path::Path) -> Result<Vec<u8>, SecretFileError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta =
+        std::fs::metadata(path).map_err(|e| SecretFileError::Unreadable(e.kind().to_string()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(SecretFileError::Exposed);
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SecretFileError::Unreadable(e.kind().to_string()))?;
+    let secret = text.trim();
+    if crate::keys::estimated_bits(secret) < crate::keys::MIN_KEY_BITS {
+        return Err(SecretFileError::Weak);
+    }
+    Ok(secret.as_bytes().to_vec())
 }
 
 #[cfg(test)]
@@ -151,5 +198,53 @@ mod tests {
         let sealed = s.seal("tools/call t", &old, "step-1");
         assert!(s.open(&sealed, "tools/call t", &old).is_ok());
         assert!(s.open(&sealed, "tools/call t", &new).is_err());
+    }
+
+    #[test]
+    fn instances_sharing_a_secret_open_each_others_states_and_no_one_else_does() {
+        let secret = b"Vx9fQ2mZ7pL4wR8tY3nB6cJ0aUe5rSd1hGkq";
+        let (a, b) = (
+            StateSealer::from_secret(secret),
+            StateSealer::from_secret(secret),
+        );
+        let stranger = StateSealer::from_secret(b"another-secret-Hs5dG1aK9eU7oI3rT6yP2x");
+        let alice = Principal::from(KeyId::new("alice"));
+        let sealed = a.seal("tools/call t", &alice, "step-1");
+        assert_eq!(
+            b.open(&sealed, "tools/call t", &alice).as_deref(),
+            Ok("step-1")
+        );
+        assert!(stranger.open(&sealed, "tools/call t", &alice).is_err());
+        assert!(
+            StateSealer::random()
+                .expect("rng")
+                .open(&sealed, "tools/call t", &alice)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_secret_file_must_be_private_and_strong() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("secret");
+        let write = |text: &str, mode: u32| {
+            std::fs::write(&path, text).expect("write");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        };
+        let strong = "Vx9fQ2mZ7pL4wR8tY3nB6cJ0aUe5rSd1hGkq\n";
+        write(strong, 0o600);
+        assert_eq!(
+            read_secret_file(&path).as_deref(),
+            Ok(strong.trim().as_bytes())
+        );
+        write(strong, 0o640);
+        assert_eq!(read_secret_file(&path), Err(SecretFileError::Exposed));
+        write("hunter2", 0o600);
+        assert_eq!(read_secret_file(&path), Err(SecretFileError::Weak));
+        assert!(matches!(
+            read_secret_file(&dir.path().join("missing")),
+            Err(SecretFileError::Unreadable(_))
+        ));
     }
 }

@@ -274,3 +274,31 @@ fn policy_check_prints_what_each_key_may_do_or_every_problem() {
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--policy: keys.alice"));
 }
+
+#[test]
+fn a_shared_state_secret_others_can_read_or_guess_is_refused_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("secret");
+    let arg = path.to_string_lossy().into_owned();
+    let key = "k1-Vx9fQ2mZ7pL4wR8tY3nB6cJ0aUe5rSd1hGk";
+    for (text, mode, says) in [
+        (
+            "Hs5dG1aK9eU7oI3rT6yP2xW8mNb4vCz0qLj",
+            0o644,
+            "group or others",
+        ),
+        ("hunter2", 0o600, "too little entropy"),
+    ] {
+        std::fs::write(&path, text).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        let out = run(&["--api-key", key, "--state-secret-file", &arg], &[]);
+        assert_eq!(out.status.code(), Some(64), "{text}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("--state-secret-file") && stderr.contains(says),
+            "{stderr}"
+        );
+        assert!(!stderr.contains(text), "the secret is never printed");
+    }
+}

@@ -3,6 +3,7 @@
 mod auth;
 mod binary;
 mod check;
+mod fleet;
 mod hardening;
 mod keys;
 mod legacy;

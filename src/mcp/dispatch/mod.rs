@@ -87,6 +87,8 @@ pub struct McpServerBuilder {
     pub list_changed: bool,
     /// Each caller may see different tools (a policy file): `tools/list` results are private.
     pub per_caller_tools: bool,
+    /// Seals `requestState` (a shared secret's, or, if `None`, a random one per process).
+    pub sealer: Option<StateSealer>,
     pub instructions: Option<String>,
     pub changes: ChangeHub,
 }
@@ -99,6 +101,7 @@ impl Default for McpServerBuilder {
             prompts: PromptRegistry::default(),
             list_changed: false,
             per_caller_tools: false,
+            sealer: None,
             instructions: None,
             changes: ChangeHub::default(),
         }
@@ -133,7 +136,9 @@ impl McpServerBuilder {
                 .instructions
                 .unwrap_or_else(|| DEFAULT_INSTRUCTIONS.to_owned()),
             changes: self.changes,
-            sealer: StateSealer::random().expect("the OS random generator is needed at start"),
+            sealer: self.sealer.unwrap_or_else(|| {
+                StateSealer::random().expect("the OS random generator is needed at start")
+            }),
             tools_scope: if self.per_caller_tools {
                 "private"
             } else {
