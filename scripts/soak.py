@@ -33,6 +33,7 @@ class Soak:
         self.request_ids = []          # X-Request-Id of every answered request
         self.over_limit = 0            # 429s of every kind
         self.limited = {}              # kind -> 429s outside the deliberate floods
+        self.limited_by = {}           # the budget (RateLimit-Policy) those 429s named
         self.counts = {}               # kind -> answered
         self.failures = []
         self.conn_errors = 0
@@ -65,6 +66,8 @@ class Soak:
             # a client that happens over its budget is told so: a defence, not a failure
             if status == 429 and kind != "over_limit":
                 self.limited[kind] = self.limited.get(kind, 0) + 1
+                budget = headers.get("ratelimit-policy", "no RateLimit-Policy")
+                self.limited_by[budget] = self.limited_by.get(budget, 0) + 1
             elif status >= 500 or status not in allowed:
                 policy = headers.get("ratelimit-policy", "")
                 self.failures.append(f"{kind}: status {status} {policy}".rstrip())
@@ -318,6 +321,9 @@ def main():
         print(f"  {kind:28} {s.counts[kind]:7d}")
     if s.limited:
         print("  429s outside the floods: " + ", ".join(f"{k} {v}" for k, v in sorted(s.limited.items())))
+        # q=10;w=60 is the failed-authentication budget: an address that drew ten of the
+        # wrong-key and no-key rejections within a minute is refused for the rest of it
+        print("    by budget: " + ", ".join(f"{k} {v}" for k, v in sorted(s.limited_by.items())))
     print(f"  source addresses: {len(s.addresses)}; over-limit 429s {s.over_limit}, "
           f"audited {audited_429} + summarised {suppressed}")
     slope_text = f"{slope:+.2f}% per minute" if judged else "not judged (run under 90 s)"
