@@ -315,28 +315,43 @@ async fn streams_and_answers_to_the_server_do_not_consume_the_budget() {
 
 /// The tool names a running server lists for `key`.
 async fn listed_by(server: &RunningServer, client: &reqwest::Client, key: &str) -> Vec<String> {
-    let reply: Value = client
-        .post(server.url())
-        .bearer_auth(key)
-        .header("mcp-protocol-version", MODERN)
-        .header("mcp-method", "tools/list")
-        .json(
-            &json!({"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{
-            "io.modelcontextprotocol/protocolVersion": MODERN,
-            "io.modelcontextprotocol/clientCapabilities":{}}}}),
-        )
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let reply = post_modern(server, client, key, "tools/list", json!({})).await;
     reply["result"]["tools"]
         .as_array()
         .expect("tools")
         .iter()
         .filter_map(|t| t["name"].as_str().map(str::to_owned))
         .collect()
+}
+
+/// A 2026-07-28 request to a running server, with `key`; the JSON answer.
+async fn post_modern(
+    server: &RunningServer,
+    client: &reqwest::Client,
+    key: &str,
+    method: &str,
+    mut params: Value,
+) -> Value {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    let mut request = client
+        .post(server.url())
+        .bearer_auth(key)
+        .header("mcp-protocol-version", MODERN)
+        .header("mcp-method", method);
+    if let Some(name) = params.get("name").and_then(Value::as_str) {
+        request = request.header("mcp-name", name);
+    }
+    request
+        .json(&json!({"jsonrpc":"2.0","id":1,"method":method,"params":params}))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json")
 }
 
 #[tokio::test]
@@ -410,24 +425,8 @@ async fn the_audit_names_the_policy_decision() {
         ],
         &[],
     );
-    let reply: Value = reqwest::Client::new()
-        .post(server.url())
-        .bearer_auth(KEY)
-        .header("mcp-protocol-version", MODERN)
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", "system_info")
-        .json(
-            &json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
-            "name": "system_info", "arguments": {},
-            "_meta":{"io.modelcontextprotocol/protocolVersion": MODERN,
-            "io.modelcontextprotocol/clientCapabilities":{}}}}),
-        )
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let call = json!({ "name": "system_info", "arguments": {} });
+    let reply = post_modern(&server, &reqwest::Client::new(), KEY, "tools/call", call).await;
     assert_eq!(reply["error"]["message"], "Invalid params: unknown tool");
     let mut decided = None;
     for _ in 0..40 {

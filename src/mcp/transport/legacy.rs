@@ -109,6 +109,15 @@ pub(super) async fn legacy(
     }
 }
 
+/// The session id a request names: 400 without the header, 404 for one that is not an id.
+fn session_id<'h>(headers: &McpHeaders<'h>) -> Result<&'h str, RpcError> {
+    match headers.session_id {
+        HeaderValueOf::Value(id) => Ok(id),
+        HeaderValueOf::Absent => Err(RpcError::SessionRequired),
+        HeaderValueOf::Invalid => Err(RpcError::SessionNotFound),
+    }
+}
+
 /// The caller's session: 400 without the header, 404 for an unknown, expired or foreign one.
 pub(super) fn session_of(
     state: &AppState,
@@ -116,11 +125,9 @@ pub(super) fn session_of(
     headers: &McpHeaders<'_>,
     now: Instant,
 ) -> Result<(ProtocolVersion, Arc<SessionState>), RpcError> {
-    match &headers.session_id {
-        HeaderValueOf::Value(s) => state.sessions.open(s, &auth.principal, now),
-        HeaderValueOf::Absent => Err(RpcError::SessionRequired),
-        HeaderValueOf::Invalid => Err(RpcError::SessionNotFound),
-    }
+    state
+        .sessions
+        .open(session_id(headers)?, &auth.principal, now)
 }
 
 /// `DELETE /mcp`: ends the caller's session.
@@ -132,11 +139,8 @@ pub async fn delete(
     if let Some(refused) = super::over_key_budget(&auth) {
         return refused;
     }
-    let result = match McpHeaders::parse(&headers).session_id {
-        HeaderValueOf::Value(id) => state.sessions.remove(id, &auth.principal),
-        HeaderValueOf::Absent => Err(RpcError::SessionRequired),
-        HeaderValueOf::Invalid => Err(RpcError::SessionNotFound),
-    };
+    let result = session_id(&McpHeaders::parse(&headers))
+        .and_then(|id| state.sessions.remove(id, &auth.principal));
     match result {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => rpc_error(None, e, Era::Legacy),
