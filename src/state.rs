@@ -109,20 +109,21 @@ impl AppState {
             resources.add(FileResources::new(sandbox));
         }
         tools.register(system::SystemInfo);
-        let tool_names = tools.names();
+        // With a policy, each key sees its own tools: their lists are private, and a reload that
+        // changes them is announced (`listChanged`).
+        let server = McpServerBuilder {
+            tools: Arc::new(tools),
+            resources,
+            list_changed: policies.is_configured(),
+            per_caller_tools: policies.is_configured(),
+            sealer,
+            ..McpServerBuilder::default()
+        }
+        .build();
+        let tool_names = server.tool_names();
         let epoch = tokio::time::Instant::now();
         Self(Arc::new(AppParts {
-            // With a policy, each key sees its own tools: their lists are private, and a reload
-            // that changes them is announced (`listChanged`).
-            server: McpServerBuilder {
-                tools: Arc::new(tools),
-                resources,
-                list_changed: policies.is_configured(),
-                per_caller_tools: policies.is_configured(),
-                sealer,
-                ..McpServerBuilder::default()
-            }
-            .build(),
+            server,
             sessions: Arc::new(SessionStore::with_quota(
                 config.bounds.session_idle,
                 config.bounds.max_sessions,

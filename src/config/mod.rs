@@ -124,11 +124,6 @@ pub enum ConfigError {
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
 impl ConfigErrors {
-    /// Whether `error` is among them.
-    pub fn contains(&self, error: &ConfigError) -> bool {
-        self.0.contains(error)
-    }
-
     pub fn iter(&self) -> impl Iterator<Item = &ConfigError> {
         self.0.iter()
     }

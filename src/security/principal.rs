@@ -50,6 +50,9 @@ impl fmt::Display for Principal {
     }
 }
 
+/// How a key's binding begins (another kind of principal would have its own).
+const BINDING_PREFIX: &str = "key:";
+
 /// The identity of a key: its public id (what logs show) and a tag derived from its digest
 /// (what sessions and sealed state are bound to, with the id).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -67,7 +70,7 @@ impl KeyId {
     }
 
     fn with_tag(name: Arc<str>, tag: u64) -> Self {
-        let binding = format!("key:{name}#{tag:016x}").into();
+        let binding = format!("{BINDING_PREFIX}{name}#{tag:016x}").into();
         Self { name, tag, binding }
     }
 
@@ -87,9 +90,9 @@ impl KeyId {
         &self.name
     }
 
-    /// Id and tag as one string, for state sealed to this key.
-    pub fn identity(&self) -> String {
-        format!("{}#{:016x}", self.name, self.tag)
+    /// Id and tag as one string (`<name>#<tag>`): what the key's binding names.
+    pub fn identity(&self) -> &str {
+        &self.binding[BINDING_PREFIX.len()..]
     }
 }
 

@@ -286,14 +286,6 @@ impl ToolRegistry {
             .map_or(&[], |&i| self.tools[i].param_headers.as_slice())
     }
 
-    /// The registered tool names, in order.
-    pub fn names(&self) -> Vec<String> {
-        self.listed
-            .iter()
-            .filter_map(|t| t["name"].as_str().map(str::to_owned))
-            .collect()
-    }
-
     /// The number of tools.
     pub fn len(&self) -> usize {
         self.tools.len()

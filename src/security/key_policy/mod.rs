@@ -158,11 +158,6 @@ impl PolicyBook {
         self.current.load().rules_for(principal.name()).clone()
     }
 
-    /// The policies in force (the `policy check` listing, tests).
-    pub fn current(&self) -> Arc<Policies> {
-        self.current.load_full()
-    }
-
     /// Counts one request of `caller` against its budget under `rules`; 429 when it is spent.
     pub fn admit(rules: &KeyRules, caller: &Principal, now: Instant) -> Result<(), Rejection> {
         let Some(limit) = &rules.rate_limit else {
