@@ -444,3 +444,57 @@ async fn the_audit_names_the_policy_decision() {
     assert_eq!(event["policy"], "denied_tool");
     assert_eq!(event["key_id"], "cli-1");
 }
+
+/// A GET that opens `session`'s event stream with `key`.
+async fn open_stream(h: &Harness, key: &str, session: &str) -> axum::response::Response {
+    let mut get = Request::get("/mcp")
+        .header("authorization", format!("Bearer {key}"))
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", session)
+        .header("host", "127.0.0.1:8080")
+        .body(Body::empty())
+        .expect("request");
+    get.extensions_mut()
+        .insert(axum::extract::ConnectInfo(SocketAddr::from((
+            [127, 0, 0, 1],
+            40000,
+        ))));
+    tower::ServiceExt::oneshot(h.app.clone(), get)
+        .await
+        .expect("infallible")
+}
+
+#[tokio::test]
+async fn a_keys_max_sessions_and_max_streams_replace_the_server_wide_caps() {
+    let (h, _dir, _) = with_policy("[keys.cli-1]\nmax_sessions = 2\nmax_streams = 1\n");
+    let first = h.initialize(KEY, "2025-11-25").await;
+    let second = h.initialize(KEY, "2025-11-25").await;
+    let third = h
+        .legacy(
+            KEY,
+            None,
+            json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": {"name":"it","version":"1"}}}),
+        )
+        .await;
+    assert_eq!(
+        third.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        third.text
+    );
+    assert!(third.header("mcp-session-id").is_none());
+    // The other key keeps the server-wide cap.
+    h.initialize(OTHER_KEY, "2025-11-25").await;
+    h.initialize(OTHER_KEY, "2025-11-25").await;
+    h.initialize(OTHER_KEY, "2025-11-25").await;
+
+    let held = open_stream(&h, KEY, &first).await;
+    assert_eq!(held.status(), StatusCode::OK);
+    let refused = open_stream(&h, KEY, &second).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    drop(held);
+    let again = open_stream(&h, KEY, &second).await;
+    assert_eq!(again.status(), StatusCode::OK, "the slot is returned");
+}

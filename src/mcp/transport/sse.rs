@@ -198,6 +198,7 @@ pub fn change_stream(
     let (tx, rx) = mpsc::channel::<Bytes>(crate::mcp::events::STREAM_BUFFER);
     let [end, stop] = ends;
     let closer = end.clone();
+    let released = end.clone().drop_guard();
     let pump = tokio::spawn(async move {
         let _close = OnClose(Some(move || closer.cancel()));
         for chunk in opening {
@@ -229,5 +230,7 @@ pub fn change_stream(
             }
         }
     });
-    response(rx, AbortOnDrop(pump.abort_handle()))
+    // `released`: the stream is over the moment its body is dropped, not when the aborted
+    // pump next runs, so a client that reconnects at once finds the session's stream free.
+    response(rx, (AbortOnDrop(pump.abort_handle()), released))
 }
