@@ -30,3 +30,22 @@ tools_list_result() {
         -d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":{$meta}}" |
         python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)["result"], separators=(",", ":"), ensure_ascii=False))'
 }
+
+# need_packages COMMAND:PACKAGE ... → installs, from the distribution, each package whose command
+# is missing (as root, or through sudo); fails with what to install when it cannot.
+need_packages() {
+    local missing=()
+    for pair in "$@"; do
+        command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo -n"
+    if command -v apt-get >/dev/null 2>&1 &&
+        { $sudo apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 ||
+            { $sudo apt-get update -q >/dev/null 2>&1 && $sudo apt-get install -y -q "${missing[@]}" >/dev/null 2>&1; }; }; then
+        return 0
+    fi
+    echo "needs: ${missing[*]} (install them from your distribution's packages)" >&2
+    return 1
+}

@@ -125,7 +125,7 @@ pub fn router(state: AppState, limits: Limits) -> impl HttpService {
             limits.request_timeout,
         ))
         // Before CORS and auth: preflights and key guessing are counted and throttled.
-        .layer(PolicyLayer(EnforceLimits(limiters)))
+        .layer(EnforceLimits(limiters))
         // Answers preflights without credentials; grants only allow-listed origins.
         .layer(cors)
         .service(routes)

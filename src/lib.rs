@@ -12,6 +12,7 @@
 //! - [`tools`] holds the tool registry and the system tool; [`files`] the sandbox and
 //!   everything that reads files;
 //! - [`observability`] writes the audit trail, security events and metrics;
+//! - [`fleet`] shares budgets and sessions between instances through Redis;
 //! - [`error`] maps every failure to one HTTP status and one JSON-RPC code.
 
 pub mod app;
@@ -19,6 +20,7 @@ pub mod check;
 pub mod config;
 pub mod error;
 pub mod files;
+pub mod fleet;
 pub mod keys;
 pub mod mcp;
 pub mod observability;
@@ -29,3 +31,4 @@ pub mod server;
 pub mod state;
 pub mod tls;
 pub mod tools;
+pub mod upkeep;

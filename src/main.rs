@@ -64,7 +64,11 @@ fn main() -> ExitCode {
             }
         };
     }
-    let config = match Config::from_cli(cli, std::env::var("MCP_API_KEYS").ok()) {
+    let config = match Config::from_cli_with(
+        cli,
+        std::env::var("MCP_API_KEYS").ok(),
+        std::env::var("MCP_REDIS_PASSWORD").ok(),
+    ) {
         Ok(config) => config,
         Err(errors) => return refuse(&errors),
     };
@@ -95,7 +99,8 @@ fn main() -> ExitCode {
     };
     // What the configuration names is opened once, here, before logging starts and before the
     // server binds: a missing directory or a bad certificate is a configuration error.
-    let opened = match startup::open(&config) {
+    // (Inside the runtime: the fleet's Redis connection belongs to it.)
+    let opened = match runtime.block_on(async { startup::open(&config) }) {
         Ok(opened) => opened,
         Err(errors) => return refuse(&errors),
     };

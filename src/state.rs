@@ -45,6 +45,8 @@ pub struct AppParts {
     /// Per-key policy (`--policy`).
     pub policies: Arc<PolicyBook>,
     pub limiters: Limiters,
+    /// The fleet's Redis (`None`: this instance alone).
+    pub fleet: Option<crate::fleet::Fleet>,
     pub origin: Arc<OriginPolicy>,
     pub client_ip: Arc<ClientIpResolver>,
     pub observability: Observability,
@@ -100,6 +102,7 @@ impl AppState {
             policies,
             sealer,
             audit,
+            fleet,
             tls: _,
         } = opened;
         let mut tools = ToolRegistry::new();
@@ -131,7 +134,18 @@ impl AppState {
             )),
             keys: Arc::new(keys),
             policies: Arc::new(policies),
-            limiters: Limiters::in_process(config.bounds.rate, config.bounds.auth_failures, epoch),
+            limiters: match &fleet {
+                Some(fleet) => Limiters::shared(
+                    fleet,
+                    config.bounds.rate,
+                    config.bounds.auth_failures,
+                    epoch,
+                ),
+                None => {
+                    Limiters::in_process(config.bounds.rate, config.bounds.auth_failures, epoch)
+                }
+            },
+            fleet,
             origin: Arc::new(OriginPolicy::new(
                 config.allow_origins.clone(),
                 config.hosts.clone(),

@@ -111,6 +111,26 @@ pub struct Cli {
     #[arg(long, env = "MCP_STATE_SECRET_FILE", value_name = "PATH")]
     pub state_secret_file: Option<PathBuf>,
 
+    /// Redis shared by a fleet of instances: one budget per client across all of them, and
+    /// 2025-era sessions any instance honours (redis:// or rediss://; the password may come
+    /// from MCP_REDIS_PASSWORD instead). Needs --state-secret-file and --fleet-size.
+    #[arg(
+        long,
+        env = "MCP_REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
+
+    /// While Redis does not answer: 'local' limits each client to its budget divided by
+    /// --fleet-size on each instance; 'deny' refuses with 429.
+    #[arg(long, env = "MCP_REDIS_FALLBACK", value_enum, default_value_t = crate::fleet::Fallback::Local)]
+    pub redis_fallback: crate::fleet::Fallback,
+
+    /// How many instances share the Redis of --redis-url.
+    #[arg(long, env = "MCP_FLEET_SIZE", value_name = "N")]
+    pub fleet_size: Option<u32>,
+
     /// A policy file: which tools each key may use, and how much (TOML; re-read on SIGHUP).
     #[arg(long, env = "MCP_POLICY", value_name = "PATH")]
     pub policy: Option<PathBuf>,

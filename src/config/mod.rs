@@ -15,6 +15,7 @@
 
 pub mod cli;
 pub mod credentials;
+pub mod fleet;
 pub mod limits;
 pub mod network;
 pub mod startup;
@@ -40,6 +41,8 @@ pub struct Config {
     pub allow_dirs: Vec<PathBuf>,
     pub keys: KeySet,
     pub keys_file: Option<PathBuf>,
+    /// Redis shared with the other instances of a fleet (`None`: this instance alone).
+    pub fleet: Option<crate::fleet::FleetOptions>,
     /// The per-key policy file; [`startup::open`] reads it.
     pub policy: Option<PathBuf>,
     /// The shared `requestState` secret; [`startup::open`] reads it.
@@ -113,6 +116,14 @@ pub enum ConfigError {
     AuditLog { dir: String, reason: String },
     #[error("--state-secret-file: {0}")]
     StateSecret(crate::mcp::request_state::SecretFileError),
+    #[error("--redis-url: not a redis:// or rediss:// URL")]
+    RedisUrl,
+    #[error("--redis-url needs {0}: every instance of a fleet must be given the same")]
+    FleetNeeds(&'static str),
+    #[error("--fleet-size: from 1 to 1000 instances")]
+    FleetSize,
+    #[error("--redis-url: {0}")]
+    Fleet(crate::fleet::FleetError),
     #[error("--policy: {0}")]
     Policy(crate::security::key_policy::PolicyError),
     #[error("--tls-cert/--tls-key: {0}")]
@@ -168,6 +179,15 @@ impl Config {
     /// Validates the command line. `env_keys` is the value of `MCP_API_KEYS`, if set. Every
     /// problem is reported, not only the first.
     pub fn from_cli(cli: Cli, env_keys: Option<String>) -> Result<Self, ConfigErrors> {
+        Self::from_cli_with(cli, env_keys, None)
+    }
+
+    /// [`Config::from_cli`], with the value of `MCP_REDIS_PASSWORD` too.
+    pub fn from_cli_with(
+        cli: Cli,
+        env_keys: Option<String>,
+        redis_password: Option<String>,
+    ) -> Result<Self, ConfigErrors> {
         let mut gather = Gather::default();
         let bind = gather.take(network::bind(&cli.bind).map_err(|e| vec![e]));
         let keys = gather.take(credentials::key_set(
@@ -197,12 +217,13 @@ impl Config {
             ));
         }
         let limits = gather.take(limits::Bounds::from_cli(&cli));
+        let fleet = gather.take(fleet::options(&cli, redis_password));
         let (Some(bind), Some(keys), Some(trusted_proxies), Some(allow_origins), Some(hosts)) =
             (bind, keys, trusted_proxies, allow_origins, hosts)
         else {
             return Err(ConfigErrors(gather.0));
         };
-        let (Some(metrics_bind), Some(limits)) = (metrics_bind, limits) else {
+        let (Some(metrics_bind), Some(limits), Some(fleet)) = (metrics_bind, limits, fleet) else {
             return Err(ConfigErrors(gather.0));
         };
         if !gather.0.is_empty() {
@@ -218,6 +239,7 @@ impl Config {
             keys,
             keys_file: cli.keys_file,
             policy: cli.policy,
+            fleet,
             state_secret_file: cli.state_secret_file,
             bounds: limits,
             trusted_proxies,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::{Config, ConfigError, ConfigErrors};
 use crate::files::sandbox::Sandbox;
+use crate::fleet::Fleet;
 use crate::mcp::request_state::{StateSealer, read_secret_file};
 use crate::observability::audit::AuditSink;
 use crate::security::auth::{ApiKeys, KeyRing, ReloadError};
@@ -22,6 +23,8 @@ pub struct Opened {
     pub policies: PolicyBook,
     /// The `requestState` sealer of a shared secret (`None`: a random one per process).
     pub sealer: Option<StateSealer>,
+    /// The fleet's Redis (`None`: this instance alone).
+    pub fleet: Option<Fleet>,
     pub audit: AuditSink,
     pub tls: Option<Arc<TlsState>>,
 }
@@ -46,18 +49,31 @@ pub fn open(config: &Config) -> Result<Opened, ConfigErrors> {
             ReloadError::IdClash(id) => ConfigError::KeyIdClash(id),
         });
     });
-    // The policy may name only keys that exist: checked once the keys are known.
-    let policies = match (&config.policy, &keys) {
-        (None, _) => Ok(PolicyBook::unrestricted()),
-        (Some(path), Ok(ring)) => PolicyBook::load(path.clone(), |id| ring.knows(id))
-            .map_err(|e| errors.extend(e.0.into_iter().map(ConfigError::Policy))),
-        (Some(_), Err(())) => Err(()),
-    };
-    let sealer = match &config.state_secret_file {
+    let secret = match &config.state_secret_file {
         None => Ok(None),
         Some(path) => read_secret_file(path)
-            .map(|secret| Some(StateSealer::from_secret(&secret)))
+            .map(Some)
             .map_err(|e| errors.push(ConfigError::StateSecret(e))),
+    };
+    let sealer = secret
+        .as_ref()
+        .map(|s| s.as_deref().map(StateSealer::from_secret));
+    // (Configuration checks made sure a fleet comes with a secret.)
+    let fleet = match (&config.fleet, &secret) {
+        (Some(options), Ok(Some(secret))) => Fleet::connect(options, secret)
+            .map(Some)
+            .map_err(|e| errors.push(ConfigError::Fleet(e))),
+        (Some(_), _) => Err(()),
+        (None, _) => Ok(None),
+    };
+    // The policy may name only keys that exist: checked once the keys are known.
+    let policies = match (&config.policy, &keys, &fleet) {
+        (None, _, _) => Ok(PolicyBook::unrestricted()),
+        (Some(path), Ok(ring), Ok(fleet)) => {
+            PolicyBook::load(path.clone(), |id| ring.knows(id), fleet.clone())
+                .map_err(|e| errors.extend(e.0.into_iter().map(ConfigError::Policy)))
+        }
+        (Some(_), _, _) => Err(()),
     };
     let audit = match &config.audit_log {
         Some(path) => AuditSink::to_file(path).map_err(|e| {
@@ -74,8 +90,8 @@ pub fn open(config: &Config) -> Result<Opened, ConfigErrors> {
             .map_err(|e| errors.push(ConfigError::Tls(e))),
         None => Ok(None),
     };
-    match (sandbox, keys, policies, sealer, audit, tls) {
-        (Ok(sandbox), Ok(keys), Ok(policies), Ok(sealer), Ok(audit), Ok(tls))
+    match (sandbox, keys, policies, sealer, fleet, audit, tls) {
+        (Ok(sandbox), Ok(keys), Ok(policies), Ok(sealer), Ok(fleet), Ok(audit), Ok(tls))
             if errors.is_empty() =>
         {
             Ok(Opened {
@@ -83,6 +99,7 @@ pub fn open(config: &Config) -> Result<Opened, ConfigErrors> {
                 keys,
                 policies,
                 sealer,
+                fleet,
                 audit,
                 tls,
             })

@@ -62,7 +62,8 @@ impl McpServer {
             return Err(RpcError::InvalidParams("unknown tool".into()));
         }
         let now = tokio::time::Instant::now();
-        if let Err(retry_after_secs) = PolicyBook::admit_tool(&call.rules, &call.caller, name, now)
+        if let Err(retry_after_secs) =
+            PolicyBook::admit_tool(&call.rules, &call.caller, name, now).await
         {
             decide(PolicyDecision::TOOL_RATE_LIMITED);
             return Ok(result(Err(ToolError::RateLimited { retry_after_secs })));

@@ -409,19 +409,9 @@ impl SessionStore {
     /// Sweeps expired sessions in the background, at a tenth of the idle timeout (at least
     /// every second).
     pub fn spawn_sweeper(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let store = Arc::downgrade(self);
-        let every = (self.idle_timeout / 10).max(Duration::from_secs(1));
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(every);
-            loop {
-                ticker.tick().await;
-                match store.upgrade() {
-                    Some(store) => {
-                        store.sweep(Instant::now());
-                    }
-                    None => break,
-                }
-            }
+        let period = (self.idle_timeout / 10).max(Duration::from_secs(1));
+        crate::upkeep::every(self, period, |store| {
+            store.sweep(Instant::now());
         })
     }
 }

@@ -136,7 +136,7 @@ pub async fn delete(
     Extension(auth): Extension<Authenticated>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(refused) = super::over_key_budget(&auth) {
+    if let Some(refused) = super::over_key_budget(&auth).await {
         return refused;
     }
     let result = session_id(&McpHeaders::parse(&headers))

@@ -54,9 +54,11 @@ pub use streams::get;
 
 /// 429 (marked for the audit) when the caller's per-key request budget is spent; counts the
 /// request otherwise (see [`crate::security::key_policy`]).
-fn over_key_budget(auth: &Authenticated) -> Option<Response> {
+async fn over_key_budget(auth: &Authenticated) -> Option<Response> {
     let now = tokio::time::Instant::now();
-    let rejection = PolicyBook::admit(&auth.rules, &auth.principal, now).err()?;
+    let rejection = PolicyBook::admit(&auth.rules, &auth.principal, now)
+        .await
+        .err()?;
     let mut response = rejection.into_response();
     response
         .extensions_mut()
@@ -123,7 +125,7 @@ async fn post(state: AppState, request: axum::extract::Request, max_body: usize)
     let mut call = McpCall::of(&message);
     // The key's own budget: every message but an answer to the server counts.
     if !matches!(message, Message::Response { .. })
-        && let Some(mut refused) = over_key_budget(&auth)
+        && let Some(mut refused) = over_key_budget(&auth).await
     {
         if let Some(call) = call {
             refused.extensions_mut().insert(call);

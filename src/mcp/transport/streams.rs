@@ -113,7 +113,7 @@ pub async fn get(
     Extension(auth): Extension<Authenticated>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(refused) = super::over_key_budget(&auth) {
+    if let Some(refused) = super::over_key_budget(&auth).await {
         return refused;
     }
     let mcp_headers = McpHeaders::parse(&headers);

@@ -32,6 +32,7 @@ use arc_swap::ArcSwap;
 use tokio::time::Instant;
 
 use crate::error::Rejection;
+use crate::fleet::{Fleet, LeasedStore};
 use crate::security::principal::Principal;
 use crate::security::rate_limit::{self, Decision, Policy, RateLimitStore, RateLimiter, Subject};
 pub use rules::{KeyRules, Limit, Policies, PolicyError, Rate};
@@ -45,6 +46,8 @@ pub struct PolicyBook {
     current: ArcSwap<Policies>,
     stores: Mutex<HashMap<Rate, Arc<dyn RateLimitStore>>>,
     epoch: Instant,
+    /// Where the rates are counted when the instance is one of a fleet.
+    fleet: Option<Fleet>,
 }
 
 impl std::fmt::Debug for PolicyBook {
@@ -70,14 +73,20 @@ impl PolicyBook {
             current: ArcSwap::from_pointee(Policies::open()),
             stores: Mutex::default(),
             epoch: Instant::now(),
+            fleet: None,
         }
     }
 
     /// The policy file at `path`, read now; at start any problem is fatal. `known`: whether a
-    /// key id exists.
-    pub fn load(path: PathBuf, known: impl Fn(&str) -> bool) -> Result<Self, PolicyErrors> {
+    /// key id exists. With a `fleet`, each rate is a budget shared by the fleet.
+    pub fn load(
+        path: PathBuf,
+        known: impl Fn(&str) -> bool,
+        fleet: Option<Fleet>,
+    ) -> Result<Self, PolicyErrors> {
         let book = Self {
             path: Some(path),
+            fleet,
             ..Self::unrestricted()
         };
         match book.read(&known) {
@@ -109,15 +118,23 @@ impl PolicyBook {
             stores
                 .entry(rate)
                 .or_insert_with(|| {
-                    Arc::new(RateLimiter::new(
-                        Policy {
-                            limit: rate.limit,
-                            window: rate.window,
-                            max_clients: MAX_SUBJECTS,
-                            ipv6_prefix: 128,
-                        },
-                        epoch,
-                    ))
+                    let policy = Policy {
+                        limit: rate.limit,
+                        window: rate.window,
+                        max_clients: MAX_SUBJECTS,
+                        ipv6_prefix: 128,
+                    };
+                    match &self.fleet {
+                        Some(fleet) => {
+                            // One Redis namespace per rate: a key's budget and a tool's limit
+                            // of the same rate are told apart by their subjects.
+                            let name = format!("key{}per{}ms", rate.limit, rate.window.as_millis());
+                            let store = Arc::new(LeasedStore::new(fleet, &name, policy, epoch));
+                            store.clone().spawn_maintenance();
+                            store
+                        }
+                        None => Arc::new(RateLimiter::new(policy, epoch)),
+                    }
                 })
                 .clone()
         };
@@ -159,12 +176,21 @@ impl PolicyBook {
     }
 
     /// Counts one request of `caller` against its budget under `rules`; 429 when it is spent.
-    pub fn admit(rules: &KeyRules, caller: &Principal, now: Instant) -> Result<(), Rejection> {
+    pub async fn admit(
+        rules: &KeyRules,
+        caller: &Principal,
+        now: Instant,
+    ) -> Result<(), Rejection> {
         let Some(limit) = &rules.rate_limit else {
             return Ok(());
         };
         let subject = caller.binding();
-        match limit.store.check(Subject::Caller(subject), now) {
+        match limit
+            .store
+            .acquire(Subject::Caller(subject), now)
+            .decision()
+            .await
+        {
             Decision::Allowed { .. } => Ok(()),
             Decision::Limited { retry_after } => {
                 Err(rate_limit::limited(&*limit.store, retry_after))
@@ -174,7 +200,7 @@ impl PolicyBook {
 
     /// Counts one call of `tool` against the caller's budget for it; the whole seconds to
     /// wait when it is spent.
-    pub fn admit_tool(
+    pub async fn admit_tool(
         rules: &KeyRules,
         caller: &Principal,
         tool: &str,
@@ -184,7 +210,12 @@ impl PolicyBook {
             return Ok(());
         };
         let subject = format!("{}\0{tool}", caller.binding());
-        match limit.store.check(Subject::Caller(&subject), now) {
+        match limit
+            .store
+            .acquire(Subject::Caller(&subject), now)
+            .decision()
+            .await
+        {
             Decision::Allowed { .. } => Ok(()),
             Decision::Limited { retry_after } => Err(retry_after
                 .as_secs()

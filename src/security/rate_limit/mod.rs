@@ -8,21 +8,18 @@
 //! window of [`sliding`] (its guarantee and memory bound are in that module's doc); a store
 //! shared by several instances is another implementation of the same trait.
 
+mod enforce;
 pub mod sliding;
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::Request;
-use axum::http::StatusCode;
-use axum::response::Response;
 use tokio::time::Instant;
 
 use crate::error::Rejection;
-use crate::policy::RequestPolicy;
-use crate::security::client_ip::client_ip;
 
+pub use enforce::EnforceLimits;
 pub use sliding::{RateLimiter, SHARDS, SUB_BUCKETS, Window};
 
 /// The configuration of one limiter.
@@ -54,14 +51,38 @@ pub enum Subject<'a> {
     Caller(&'a str),
 }
 
-/// Where a limiter keeps its counts, and decides. Every method is synchronous and cheap: it
-/// runs on the request path, before the body is read.
+/// A decision now, or one that needs a round trip elsewhere first (a shared store without a
+/// lease; see [`crate::fleet::lease`]).
+pub enum Acquire {
+    Ready(Decision),
+    Wait(std::pin::Pin<Box<dyn std::future::Future<Output = Decision> + Send>>),
+}
+
+impl Acquire {
+    /// The decision, once there is one.
+    pub async fn decision(self) -> Decision {
+        match self {
+            Self::Ready(decision) => decision,
+            Self::Wait(pending) => pending.await,
+        }
+    }
+}
+
+/// Where a limiter keeps its counts, and decides. Every method is cheap: it runs on the
+/// request path, before the body is read; only [`acquire`](RateLimitStore::acquire) may ask
+/// for a wait, and only a shared store does.
 pub trait RateLimitStore: std::fmt::Debug + Send + Sync + 'static {
     /// The limit, window and client grouping this store enforces.
     fn policy(&self) -> Policy;
 
     /// Counts one request from `subject` at `now` if it fits.
     fn check(&self, subject: Subject<'_>, now: Instant) -> Decision;
+
+    /// Counts one request from `subject` at `now` if it fits, where the caller can wait for
+    /// the decision. The in-process store decides at once.
+    fn acquire(&self, subject: Subject<'_>, now: Instant) -> Acquire {
+        Acquire::Ready(self.check(subject, now))
+    }
 
     /// Whether `subject` is over its limit at `now`, without counting anything.
     fn peek(&self, subject: Subject<'_>, now: Instant) -> Decision;
@@ -89,6 +110,20 @@ impl Limiters {
         }
     }
 
+    /// Both limiters as budgets shared by `fleet` (see [`crate::fleet::lease`]).
+    pub fn shared(
+        fleet: &crate::fleet::Fleet,
+        requests: Policy,
+        auth_failures: Policy,
+        epoch: Instant,
+    ) -> Self {
+        use crate::fleet::LeasedStore;
+        Self {
+            requests: Arc::new(LeasedStore::new(fleet, "requests", requests, epoch)),
+            auth_failures: Arc::new(LeasedStore::new(fleet, "auth", auth_failures, epoch)),
+        }
+    }
+
     /// The background upkeep of both stores.
     pub fn spawn_maintenance(&self) -> Vec<tokio::task::JoinHandle<()>> {
         [self.requests.clone(), self.auth_failures.clone()]
@@ -107,46 +142,4 @@ pub fn limited(limiter: &dyn RateLimitStore, retry_after: Duration) -> Rejection
         window_secs: policy.window.as_secs().max(1),
     }
     .at_least_one_second()
-}
-
-/// Policy: 429 for a client over its request budget, or one that failed authentication too
-/// often this window (even with a valid key now); counts every 401 it lets through.
-#[derive(Debug, Clone)]
-pub struct EnforceLimits(pub Limiters);
-
-impl RequestPolicy for EnforceLimits {
-    /// The failed-authentication limiter and the client, to count a 401.
-    type Carry = (Arc<dyn RateLimitStore>, IpAddr);
-
-    fn before(&self, request: &mut Request) -> Result<Self::Carry, Rejection> {
-        let limiters = &self.0;
-        let ip = client_ip(request.extensions()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        let now = Instant::now();
-        let refusal = match limiters.requests.check(Subject::Address(ip), now) {
-            Decision::Limited { retry_after } => {
-                Some(("requests", limited(&*limiters.requests, retry_after)))
-            }
-            Decision::Allowed { .. } => {
-                match limiters.auth_failures.peek(Subject::Address(ip), now) {
-                    Decision::Limited { retry_after } => Some((
-                        "auth_failures",
-                        limited(&*limiters.auth_failures, retry_after),
-                    )),
-                    Decision::Allowed { .. } => None,
-                }
-            }
-        };
-        if let Some((which, rejection)) = refusal {
-            // The audit layer records the security event; this says which budget ran out.
-            tracing::debug!(client = %ip, limit = which, "rate limit reached");
-            return Err(rejection);
-        }
-        Ok((limiters.auth_failures.clone(), ip))
-    }
-
-    fn after((auth_failures, ip): Self::Carry, response: &mut Response) {
-        if response.status() == StatusCode::UNAUTHORIZED {
-            auth_failures.check(Subject::Address(ip), Instant::now());
-        }
-    }
 }

@@ -271,19 +271,9 @@ impl RateLimiter {
 
     /// Sweeps once per window in the background, until the limiter is dropped.
     pub fn spawn_sweeper(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let limiter = Arc::downgrade(self);
-        let every = self.policy.window.max(Duration::from_secs(1));
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(every);
-            loop {
-                ticker.tick().await;
-                match limiter.upgrade() {
-                    Some(l) => {
-                        l.sweep(Instant::now());
-                    }
-                    None => break,
-                }
-            }
+        let period = self.policy.window.max(Duration::from_secs(1));
+        crate::upkeep::every(self, period, |limiter| {
+            limiter.sweep(Instant::now());
         })
     }
 }
