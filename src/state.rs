@@ -47,6 +47,8 @@ pub struct AppParts {
     pub limiters: Limiters,
     /// The fleet's Redis (`None`: this instance alone).
     pub fleet: Option<crate::fleet::Fleet>,
+    /// The fleet's records of 2025-era sessions (with `fleet`).
+    pub shared_sessions: Option<crate::fleet::sessions::SharedSessions>,
     pub origin: Arc<OriginPolicy>,
     pub client_ip: Arc<ClientIpResolver>,
     pub observability: Observability,
@@ -145,6 +147,9 @@ impl AppState {
                     Limiters::in_process(config.bounds.rate, config.bounds.auth_failures, epoch)
                 }
             },
+            shared_sessions: fleet.as_ref().map(|f| {
+                crate::fleet::sessions::SharedSessions::new(f.clone(), config.bounds.session_idle)
+            }),
             fleet,
             origin: Arc::new(OriginPolicy::new(
                 config.allow_origins.clone(),
@@ -183,6 +188,7 @@ impl AppState {
             sessions: self.sessions.len(),
             rate_limit_clients: self.limiters.requests.tracked(),
             audit_dropped: self.observability.audit.dropped(),
+            fleet: self.fleet.as_ref().map(|f| f.figures()),
         }
     }
 

@@ -113,6 +113,10 @@ end
 return {granted, b, (b + 1) * len - now, retry}
 ";
 
+/// [`SCRIPT`], its SHA-1 computed once (Redis runs it by digest, loading it when new).
+static LEASE: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(SCRIPT));
+
 /// A client's hash key: a keyed digest of who it is, so Redis holds no address or key id.
 type Digest = [u8; 16];
 
@@ -322,7 +326,7 @@ impl Inner {
             .fleet
             .link
             .run(|mut c| async move {
-                redis::Script::new(SCRIPT)
+                LEASE
                     .key(key)
                     .arg(limit)
                     .arg(bucket_ms)

@@ -21,6 +21,7 @@
 
 pub mod lease;
 pub mod link;
+pub mod sessions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -124,6 +125,18 @@ impl Fleet {
             mac,
             size: options.size.max(1),
             fallback: options.fallback,
+        }
+    }
+
+    /// The link's figures, for the metrics.
+    pub fn figures(&self) -> crate::observability::metrics::FleetFigures {
+        use std::sync::atomic::Ordering::Relaxed;
+        let stats = &self.link.stats;
+        crate::observability::metrics::FleetFigures {
+            redis_up: self.link.is_up(),
+            round_trips: stats.round_trips.load(Relaxed),
+            outages: stats.outages.load(Relaxed),
+            fallback_decisions: stats.fallback_decisions.load(Relaxed),
         }
     }
 

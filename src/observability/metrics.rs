@@ -87,6 +87,8 @@ pub struct Metrics {
     sessions_live: Gauge,
     rate_limit_clients: Gauge,
     audit_dropped: Gauge,
+    /// Redis up, round trips, outages, fallback decisions (a fleet's instances only).
+    fleet: [Gauge; 4],
     resident_bytes: Gauge,
     cpu_seconds: Gauge<f64, AtomicU64>,
     tools: Vec<String>,
@@ -170,6 +172,27 @@ impl Metrics {
             "Audit events dropped because the writer fell behind",
             audit_dropped.clone(),
         );
+        let fleet: [Gauge; 4] = Default::default();
+        for (gauge, (name, help)) in fleet.iter().zip([
+            (
+                "fleet_redis_up",
+                "1 while the fleet's Redis answers (an instance of a fleet only)",
+            ),
+            (
+                "fleet_redis_round_trips",
+                "Commands sent to the fleet's Redis since start",
+            ),
+            (
+                "fleet_redis_outages",
+                "Times the fleet's Redis stopped answering since start",
+            ),
+            (
+                "fleet_fallback_decisions",
+                "Rate-limit decisions taken without Redis (--redis-fallback) since start",
+            ),
+        ]) {
+            registry.register(name, help, gauge.clone());
+        }
         let resident_bytes = Gauge::default();
         registry.register(
             "process_resident_memory_bytes",
@@ -192,6 +215,7 @@ impl Metrics {
             sessions_live,
             rate_limit_clients,
             audit_dropped,
+            fleet,
             resident_bytes,
             cpu_seconds,
             tools,
@@ -256,6 +280,17 @@ impl Metrics {
             .set(i64::try_from(gauges.rate_limit_clients).unwrap_or(i64::MAX));
         self.audit_dropped
             .set(i64::try_from(gauges.audit_dropped).unwrap_or(i64::MAX));
+        if let Some(f) = gauges.fleet {
+            let values = [
+                u64::from(f.redis_up),
+                f.round_trips,
+                f.outages,
+                f.fallback_decisions,
+            ];
+            for (gauge, value) in self.fleet.iter().zip(values) {
+                gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+            }
+        }
     }
 
     pub fn resident_bytes(&self) -> i64 {
@@ -305,6 +340,17 @@ pub struct Gauges {
     pub rate_limit_clients: usize,
     /// Audit events dropped since start.
     pub audit_dropped: u64,
+    /// The fleet's Redis link, if the instance is one of a fleet.
+    pub fleet: Option<FleetFigures>,
+}
+
+/// The figures of a fleet's Redis link (counts since start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FleetFigures {
+    pub redis_up: bool,
+    pub round_trips: u64,
+    pub outages: u64,
+    pub fallback_decisions: u64,
 }
 
 /// Samples memory and CPU every [`SAMPLE_EVERY`] and logs a summary every [`SUMMARY_EVERY`];
@@ -333,6 +379,8 @@ pub fn spawn_sampler(
                     sessions = figures.sessions,
                     rate_limit_clients = figures.rate_limit_clients,
                     audit_dropped = figures.audit_dropped,
+                    redis_up = figures.fleet.map(|f| f.redis_up),
+                    redis_fallback_decisions = figures.fleet.map(|f| f.fallback_decisions),
                     "resources"
                 );
             }

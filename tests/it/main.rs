@@ -17,6 +17,7 @@ mod redis_server;
 mod sandbox;
 mod sessions;
 mod shared_budget;
+mod shared_sessions;
 mod socket;
 mod streams;
 mod support;

@@ -124,3 +124,55 @@ impl Drop for RedisServer {
         self.stop();
     }
 }
+
+/// `n` instances sharing `redis`, each with `extra` flags; the tempdir holds the secret.
+pub fn fleet(
+    redis: &RedisServer,
+    n: usize,
+    extra: &[&str],
+) -> (Vec<crate::support::Harness>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("state-secret");
+    std::fs::write(&secret, "Vx9fQ2mZ7pL4wR8tY3nB6cJ0aUe5rSd1hGkq\n").expect("write");
+    std::fs::set_permissions(
+        &secret,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+    )
+    .expect("chmod");
+    let (url, secret, size) = (
+        redis.url(),
+        secret.to_string_lossy().into_owned(),
+        n.to_string(),
+    );
+    let mut args = vec![
+        "--redis-url",
+        &url,
+        "--state-secret-file",
+        &secret,
+        "--fleet-size",
+        &size,
+    ];
+    args.extend_from_slice(extra);
+    (
+        (0..n)
+            .map(|_| crate::support::Harness::with_args(&args))
+            .collect(),
+        dir,
+    )
+}
+
+/// Waits (15 s at most) until every instance's link to Redis is up again: the probe backs off
+/// from 100 ms, so it finds a restarted Redis within a few seconds.
+pub async fn wait_until_up(instances: &[crate::support::Harness]) {
+    let links: Vec<_> = instances
+        .iter()
+        .map(|h| h.state.fleet.clone().expect("a fleet").link)
+        .collect();
+    for _ in 0..150 {
+        if links.iter().all(|l| l.is_up()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the link to Redis did not come back");
+}

@@ -2,8 +2,7 @@
 
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use serde_json::json;
 
 use crate::support::{Harness, KEY, OTHER_KEY};
@@ -13,11 +12,7 @@ fn ping() -> serde_json::Value {
 }
 
 async fn delete(h: &Harness, key: &str, session: Option<&str>) -> StatusCode {
-    let mut b = Request::delete("/mcp").header("authorization", format!("Bearer {key}"));
-    if let Some(s) = session {
-        b = b.header("mcp-session-id", s);
-    }
-    h.send(b.body(Body::empty()).expect("req")).await.status
+    h.delete(key, session).await
 }
 
 #[tokio::test]

@@ -1,38 +1,14 @@
 //! A fleet (`--redis-url`): one budget per client across every instance, Redis holding
 //! digests only, and an outage that degrades to the local fallback and recovers by itself.
 
-use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use serde_json::json;
 
-use crate::redis_server::RedisServer;
+use crate::redis_server::{RedisServer, fleet, wait_until_up};
 use crate::support::{Harness, KEY};
-
-/// `n` instances sharing `redis`, each with `extra` flags; the tempdir holds the secret.
-fn fleet(redis: &RedisServer, n: usize, extra: &[&str]) -> (Vec<Harness>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let secret = dir.path().join("state-secret");
-    std::fs::write(&secret, "Vx9fQ2mZ7pL4wR8tY3nB6cJ0aUe5rSd1hGkq\n").expect("write");
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    let (url, secret, size) = (
-        redis.url(),
-        secret.to_string_lossy().into_owned(),
-        n.to_string(),
-    );
-    let mut args = vec![
-        "--redis-url",
-        &url,
-        "--state-secret-file",
-        &secret,
-        "--fleet-size",
-        &size,
-    ];
-    args.extend_from_slice(extra);
-    ((0..n).map(|_| Harness::with_args(&args)).collect(), dir)
-}
 
 /// Sends `count` `tools/list` requests round-robin over `instances`; the statuses.
 async fn spread(instances: &[Harness], count: usize) -> Vec<StatusCode> {
@@ -142,22 +118,7 @@ async fn an_outage_falls_back_to_a_share_of_the_budget_then_shared_budgets_retur
     assert!(fleet.link.stats.outages.load(Ordering::Relaxed) >= 1);
 
     redis.restart();
-    // The probe backs off from 100 ms: it finds Redis within a few seconds.
-    let mut waited = Duration::ZERO;
-    while !(fleet.link.is_up()
-        && instances[1]
-            .state
-            .fleet
-            .as_ref()
-            .is_some_and(|f| f.link.is_up()))
-    {
-        assert!(
-            waited < Duration::from_secs(15),
-            "the link did not come back"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        waited += Duration::from_millis(100);
-    }
+    wait_until_up(&instances).await;
     let trips = fleet.link.stats.round_trips.load(Ordering::Relaxed);
     // The restarted Redis has forgotten the window: the shared budget (20) applies again.
     let after = spread(&instances, 40).await;

@@ -166,6 +166,17 @@ impl Harness {
         }
     }
 
+    /// DELETE /mcp with `key`, naming `session` if given; the status.
+    pub async fn delete(&self, key: &str, session: Option<&str>) -> StatusCode {
+        let mut b = Request::delete("/mcp").header("authorization", format!("Bearer {key}"));
+        if let Some(s) = session {
+            b = b.header("mcp-session-id", s);
+        }
+        self.send(b.body(Body::empty()).expect("request"))
+            .await
+            .status
+    }
+
     /// POST /mcp with the given headers and raw body.
     pub async fn post_raw(&self, headers: &[(&str, &str)], body: impl Into<Body>) -> Reply {
         let mut b = Request::post("/mcp");

@@ -88,6 +88,8 @@ pub struct SessionState {
     next_event: AtomicU64,
     events: Mutex<VecDeque<(u64, Value)>>,
     closed: CancellationToken,
+    /// Its record is in the fleet's Redis (see [`crate::fleet::sessions`]).
+    pub recorded: std::sync::atomic::AtomicBool,
 }
 
 impl SessionState {
@@ -310,6 +312,40 @@ impl SessionStore {
         now: Instant,
     ) -> Result<String, RpcError> {
         let id = keys::random_token(32).map_err(|_| RpcError::Internal)?;
+        self.insert(id.clone(), auth, version, client_capabilities, now)?;
+        Ok(id)
+    }
+
+    /// Takes in a session another instance of the fleet minted (its record says `auth` owns
+    /// it), under the same caps as a new one; returns it as [`Self::open`] does.
+    pub fn adopt(
+        &self,
+        id: &str,
+        auth: &Authenticated,
+        version: ProtocolVersion,
+        client_capabilities: Map<String, Value>,
+        now: Instant,
+    ) -> Result<(ProtocolVersion, Arc<SessionState>), RpcError> {
+        if let Ok(held) = self.open(id, &auth.principal, now) {
+            return Ok(held);
+        }
+        self.insert(id.to_owned(), auth, version, client_capabilities, now)?;
+        self.open(id, &auth.principal, now)
+    }
+
+    /// Drops a session ended elsewhere (its closing token fires), whoever holds it.
+    pub fn forget(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    fn insert(
+        &self,
+        id: String,
+        auth: &Authenticated,
+        version: ProtocolVersion,
+        client_capabilities: Map<String, Value>,
+        now: Instant,
+    ) -> Result<(), RpcError> {
         let mut table = self.lock();
         // The key's own cap (a policy's `max_sessions`) replaces the server-wide one.
         let cap = auth.rules.max_sessions.unwrap_or(self.max_per_key);
@@ -329,7 +365,7 @@ impl SessionStore {
             ..SessionState::default()
         };
         table.insert(
-            id.clone(),
+            id,
             Session {
                 principal: auth.principal.clone(),
                 version,
@@ -337,7 +373,7 @@ impl SessionStore {
                 state: Arc::new(state),
             },
         );
-        Ok(id)
+        Ok(())
     }
 
     /// Looks a session up for `principal` and marks it used; returns its negotiated version.

@@ -5,6 +5,7 @@
 //! it. DELETE ends a session.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::Extension;
 use axum::extract::State;
@@ -17,6 +18,7 @@ use super::execute::{precomputed, run};
 use super::negotiate::Reply;
 use super::reply::{accepted, rpc_error, success};
 use crate::error::RpcError;
+use crate::fleet::sessions::{Ended, Remote};
 use crate::mcp::context::Call;
 use crate::mcp::context::NoteCell;
 use crate::mcp::headers::{HeaderValueOf, McpHeaders};
@@ -62,8 +64,20 @@ pub(super) async fn legacy(
                 .and_then(Value::as_object),
         );
         let version = ProtocolVersion::negotiate_legacy(requested);
-        return match state.sessions.create_for(auth, version, capabilities, now) {
+        return match state
+            .sessions
+            .create_for(auth, version, capabilities.clone(), now)
+        {
             Ok(session) => {
+                if let Some(shared) = &state.shared_sessions
+                    && shared
+                        .publish(&session, &auth.principal, version, &capabilities)
+                        .await
+                    && let Ok((_, held)) = state.sessions.open(&session, &auth.principal, now)
+                {
+                    // Without Redis the session is this instance's own (see fleet::sessions).
+                    held.recorded.store(true, Ordering::Relaxed);
+                }
                 let result = state.server.initialize_result(version);
                 success(&request.id, result, reply.framing, Some(&session))
             }
@@ -71,7 +85,7 @@ pub(super) async fn legacy(
         };
     }
 
-    let (_, session) = match session_of(state, auth, headers, now) {
+    let (_, session) = match session_of(state, auth, headers, now).await {
         Ok(s) => s,
         Err(e) => return rpc_error(id, e, Era::Legacy),
     };
@@ -119,15 +133,54 @@ fn session_id<'h>(headers: &McpHeaders<'h>) -> Result<&'h str, RpcError> {
 }
 
 /// The caller's session: 400 without the header, 404 for an unknown, expired or foreign one.
-pub(super) fn session_of(
+/// In a fleet, Redis has the last word: a session ended elsewhere is dropped here, and one
+/// minted elsewhere is taken in (see [`crate::fleet::sessions`]).
+pub(super) async fn session_of(
     state: &AppState,
     auth: &Authenticated,
     headers: &McpHeaders<'_>,
     now: Instant,
 ) -> Result<(ProtocolVersion, Arc<SessionState>), RpcError> {
-    state
-        .sessions
-        .open(session_id(headers)?, &auth.principal, now)
+    let id = session_id(headers)?;
+    let held = state.sessions.open(id, &auth.principal, now);
+    let Some(shared) = &state.shared_sessions else {
+        return held;
+    };
+    match shared.confirm(id, &auth.principal).await {
+        Remote::Live {
+            version,
+            capabilities,
+        } => {
+            let (version, session) = match held {
+                Ok(held) => held,
+                Err(_) => state
+                    .sessions
+                    .adopt(id, auth, version, capabilities, Instant::now())?,
+            };
+            session.recorded.store(true, Ordering::Relaxed);
+            Ok((version, session))
+        }
+        // A session minted while Redis was away is recorded now; one that was recorded has
+        // expired or been ended elsewhere.
+        Remote::Gone => match held {
+            Ok((version, session)) if !session.recorded.load(Ordering::Relaxed) => {
+                let capabilities = session.client_capabilities.clone();
+                if shared
+                    .publish(id, &auth.principal, version, &capabilities)
+                    .await
+                {
+                    session.recorded.store(true, Ordering::Relaxed);
+                }
+                Ok((version, session))
+            }
+            _ => {
+                state.sessions.forget(id);
+                Err(RpcError::SessionNotFound)
+            }
+        },
+        Remote::NotYours => Err(RpcError::SessionNotFound),
+        Remote::Unknown => held,
+    }
 }
 
 /// `DELETE /mcp`: ends the caller's session.
@@ -139,8 +192,24 @@ pub async fn delete(
     if let Some(refused) = super::over_key_budget(&auth).await {
         return refused;
     }
-    let result = session_id(&McpHeaders::parse(&headers))
-        .and_then(|id| state.sessions.remove(id, &auth.principal));
+    let headers = McpHeaders::parse(&headers);
+    let id = match session_id(&headers) {
+        Ok(id) => id,
+        Err(e) => return rpc_error(None, e, Era::Legacy),
+    };
+    let here = state.sessions.remove(id, &auth.principal);
+    let result = match &state.shared_sessions {
+        None => here,
+        Some(shared) => match shared.end(id, &auth.principal).await {
+            Ended::Everywhere => {
+                // Held here by its owner or not at all: either way it is over.
+                state.sessions.forget(id);
+                Ok(())
+            }
+            Ended::NotYours => Err(RpcError::SessionNotFound),
+            Ended::NoRecord | Ended::Unknown => here,
+        },
+    };
     match result {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => rpc_error(None, e, Era::Legacy),

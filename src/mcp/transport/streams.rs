@@ -128,7 +128,7 @@ pub async fn get(
     if !Accept::parse(&headers).sse {
         return Rejection::NotAcceptable.into_response();
     }
-    let (version, session) = match session_of(&state, &auth, &mcp_headers, Instant::now()) {
+    let (version, session) = match session_of(&state, &auth, &mcp_headers, Instant::now()).await {
         Ok(s) => s,
         Err(e) => return rpc_error(None, e, Era::Legacy),
     };
