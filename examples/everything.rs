@@ -14,6 +14,7 @@ use secure_mcp_server::config::{Cli, Config};
 use secure_mcp_server::error::RpcError;
 use secure_mcp_server::mcp::dispatch::McpServerBuilder;
 use secure_mcp_server::mcp::events::{Change, LogLevel};
+use secure_mcp_server::mcp::request_state::{StateSealer, read_secret_file};
 use secure_mcp_server::mcp::prompts::{
     Prompt, PromptArgument, PromptDefinition, PromptFuture, PromptOutput, PromptRegistry,
 };
@@ -715,7 +716,11 @@ fn main() -> ExitCode {
             return ExitCode::from(64);
         }
     };
-    let config = match Config::from_cli(cli, std::env::var("MCP_API_KEYS").ok()) {
+    let config = match Config::from_cli_with(
+        cli,
+        std::env::var("MCP_API_KEYS").ok(),
+        std::env::var("MCP_REDIS_PASSWORD").ok(),
+    ) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("everything: {e}");
@@ -730,16 +735,23 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
-    let state = match AppState::from_config(&config) {
+    let Ok(runtime) = tokio::runtime::Runtime::new() else {
+        return ExitCode::FAILURE;
+    };
+    // Inside the runtime: a fleet's Redis connection (--redis-url) belongs to it.
+    let state = match runtime.block_on(async { AppState::from_config(&config) }) {
         Ok(state) => state,
         Err(e) => {
             eprintln!("everything: {e}");
             return ExitCode::from(64);
         }
     };
-    let Ok(runtime) = tokio::runtime::Runtime::new() else {
-        return ExitCode::FAILURE;
-    };
+    // The fixtures' server seals multi-round state with the fleet's secret, if one is given.
+    let sealer = config
+        .state_secret_file
+        .as_deref()
+        .and_then(|path| read_secret_file(path).ok())
+        .map(|secret| StateSealer::from_secret(&secret));
     let served = runtime.block_on(async {
         let mut registry = ToolRegistry::new();
         for tool in tools() {
@@ -754,6 +766,7 @@ fn main() -> ExitCode {
                 prompts: prompts(),
                 list_changed: true,
                 instructions: Some("The MCP conformance fixtures.".into()),
+                sealer,
                 ..McpServerBuilder::default()
             }
             .build(),

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# A fleet on loopback: Redis, three instances (the fixtures server, whose tools include a
+# multi-round one) with --redis-url, and HAProxy in front; the checks of scripts/fleet.py and
+# a table of what they measured. Installs redis-server and haproxy from the distribution's
+# packages if they are missing. Stops everything it started, by PID. About 40 s.
+#   bash scripts/fleet.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=lib.sh
+. scripts/lib.sh
+need_packages redis-server:redis-server haproxy:haproxy
+cargo build --release --quiet --example everything
+python3 scripts/fleet.py --binary target/release/examples/everything --work "$work"
