@@ -14,10 +14,10 @@ use secure_mcp_server::config::{Cli, Config};
 use secure_mcp_server::error::RpcError;
 use secure_mcp_server::mcp::dispatch::McpServerBuilder;
 use secure_mcp_server::mcp::events::{Change, LogLevel};
-use secure_mcp_server::mcp::request_state::{StateSealer, read_secret_file};
 use secure_mcp_server::mcp::prompts::{
     Prompt, PromptArgument, PromptDefinition, PromptFuture, PromptOutput, PromptRegistry,
 };
+use secure_mcp_server::mcp::request_state::{StateSealer, read_secret_file};
 use secure_mcp_server::mcp::resources::{BoxFuture, Page, ResourceProvider, Resources};
 use secure_mcp_server::server;
 use secure_mcp_server::tools::registry::{

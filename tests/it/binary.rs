@@ -302,3 +302,61 @@ fn a_shared_state_secret_others_can_read_or_guess_is_refused_at_start() {
         assert!(!stderr.contains(text), "the secret is never printed");
     }
 }
+
+#[tokio::test]
+async fn the_redis_password_comes_from_the_environment_and_is_never_printed() {
+    let redis = crate::redis_server::RedisServer::start_with(&["--requirepass", "pw-Hs5dG1aK9eU7"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "Hs5dG1aK9eU7oI3rT6yP2xW8mNb4vCz0qLj").expect("write");
+    std::fs::set_permissions(
+        &secret,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+    )
+    .expect("chmod");
+    let key = "k1-Vx9fQ2mZ7pL4wR8tY3nB6cJ0aUe5rSd1hGk";
+    let url = format!("redis://:url-pw-Zq81xUv@127.0.0.1:{}/", redis.port);
+    let secret_arg = secret.to_string_lossy().into_owned();
+    let args = [
+        "--api-key",
+        key,
+        "--redis-url",
+        &url,
+        "--state-secret-file",
+        &secret_arg,
+        "--fleet-size",
+        "2",
+    ];
+    let client = reqwest::Client::new();
+    // MCP_REDIS_PASSWORD wins over the URL's; with the right one the budgets are shared.
+    for (password, up) in [("pw-Hs5dG1aK9eU7", "1"), ("wrong-pw-7", "0")] {
+        let mut server = RunningServer::start(
+            &args,
+            &[("MCP_REDIS_PASSWORD", password), ("MCP_LOG", "debug")],
+        );
+        assert_eq!(
+            server.discover(&client, key).await,
+            200,
+            "served either way"
+        );
+        let metrics = client
+            .get(format!("http://{}/metrics", server.addr))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        assert!(
+            metrics.contains(&format!("mcp_fleet_redis_up {up}")),
+            "{password}: {metrics}"
+        );
+        server.signal("TERM");
+        server.wait_exit(std::time::Duration::from_secs(10));
+        let log = server.drain_log();
+        for secret in [password, "url-pw-Zq81xUv"] {
+            assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+        }
+    }
+}
