@@ -10,7 +10,7 @@
 #                                tools/list/401/403/429, and audit off/on
 #   bash bench/run.sh --smoke    CI: 1 s per workload, 64 connections, no thresholds
 #
-# Installs wrk from Debian's packages if it is missing (as root).
+# Installs wrk and redis-server from Debian's packages if they are missing (as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -83,6 +83,18 @@ kill "$startup_pid"; wait "$startup_pid" 2>/dev/null || true
 # --- the servers ---
 start_server main --audit-log "$work/audit.log" --rate-limit 1000000000
 main_addr=$server_addr main_pid=$server_pid
+# The same, one of a fleet: its budgets in a Redis on loopback (on the server's core).
+need_packages redis-server:redis-server
+redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+taskset -c "$server_core" redis-server --bind 127.0.0.1 --port "$redis_port" --save '' \
+    --appendonly no --dir "$work" > "$work/redis.log" 2>&1 &
+pids+=($!)
+"$bin" --generate-key | head -n 1 > "$work/state-secret"
+chmod 600 "$work/state-secret"
+start_server fleet --audit-log "$work/audit-fleet.log" --rate-limit 1000000000 \
+    --redis-url "redis://127.0.0.1:$redis_port/" --state-secret-file "$work/state-secret" \
+    --fleet-size 1
+fleet_addr=$server_addr
 MCP_LOG="info,audit=off" start_server noaudit --rate-limit 1000000000
 noaudit_addr=$server_addr
 start_server limited --rate-limit 1 --rate-window 3600
@@ -229,6 +241,25 @@ for _ in $(seq 1 "$pairs"); do
 done
 echo "- audit log to a file vs audit off (tools/list, $c connections, $pairs alternating pairs of ${pair_secs} s):" \
     "$(median < "$work/audit_costs")% fewer req/s with the audit file (median; pairs $(sort -g "$work/audit_costs" | awk '{printf "%s%.1f", (NR > 1 ? " " : ""), $1}'))"
+
+# --- one of a fleet (--redis-url) vs alone, in alternating pairs; Redis round trips ---
+: > "$work/fleet_rps"
+: > "$work/fleet_p99"
+trips() { curl -s "http://$fleet_addr/metrics" -H "Authorization: Bearer $key" -H 'X-Forwarded-For: 10.9.9.9' | awk '/^mcp_fleet_redis_round_trips / {print $2}'; }
+fleet_requests=0
+trips0=$(trips)
+for _ in $(seq 1 "$pairs"); do
+    alone=$(run_wrk "$main_addr" "$c" "$body_list" "$modern|Mcp-Method: tools/list" "$pair_secs")
+    shared=$(run_wrk "$fleet_addr" "$c" "$body_list" "$modern|Mcp-Method: tools/list" "$pair_secs")
+    fleet_requests=$((fleet_requests + $(field "$shared" requests)))
+    awk -v s="$(field "$shared" rps)" -v a="$(field "$alone" rps)" 'BEGIN {print s / a}' >> "$work/fleet_rps"
+    awk -v s="$(field "$shared" p99_ms)" -v a="$(field "$alone" p99_ms)" 'BEGIN {print s / a}' >> "$work/fleet_p99"
+done
+trips1=$(trips)
+echo "- one of a fleet (--redis-url, Redis on loopback on the server's core) vs alone, tools/list, $c connections, $pairs alternating pairs of ${pair_secs} s:" \
+    "req/s × $(median < "$work/fleet_rps") (median; pairs $(sort -g "$work/fleet_rps" | awk '{printf "%s%.2f", (NR > 1 ? " " : ""), $1}'))," \
+    "p99 × $(median < "$work/fleet_p99") (median);" \
+    "$(awk -v t=$((trips1 - trips0)) -v n="$fleet_requests" 'BEGIN {printf "%.2f", t / (n / 1000)}') Redis round trips per 1,000 requests ($((trips1 - trips0)) for $fleet_requests)"
 
 # --- a flood of rejections from one client does not hurt another client ---
 legit="$modern|Mcp-Method: tools/list|X-Forwarded-For: 10.0.0.2"

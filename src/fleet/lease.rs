@@ -20,7 +20,9 @@
 //! A lease is `clamp(N / (10 x fleet size), 1, 256)` requests: one round trip per lease, per
 //! client, per instance, and at least one per bucket in which the client is active. A request
 //! that finds no lease waits for one (requests of the same client share the round trip);
-//! requests that find one never touch Redis. Tokens leased but unspent count against the
+//! requests that find one never touch Redis. With leases of 4 or more, the next lease is
+//! asked for when a quarter of the current one is left, so a busy client does not wait for
+//! its refills (measured in BENCHMARKS.md). Tokens leased but unspent count against the
 //! client until handed back, so a client spread over `k` instances may be refused up to
 //! `k` leases early: the price of not asking Redis on every request.
 //!
@@ -117,12 +119,20 @@ return {granted, b, (b + 1) * len - now, retry}
 static LEASE: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(SCRIPT));
 
-/// A client's hash key: a keyed digest of who it is, so Redis holds no address or key id.
+/// A client's name in Redis: a keyed digest of who it is, so Redis holds no address or key
+/// id. Computed once per client, when its entry is made.
 type Digest = [u8; 16];
+
+/// A client's entry in the local table: a 64-bit SipHash of who it is under a random
+/// per-process key (as in the in-process limiter: two clients share an entry only if their
+/// keyed hashes collide). Cheaper per request than the digest.
+type Slot = u64;
 
 /// What this instance holds of one client's shared budget.
 #[derive(Debug)]
 struct Lease {
+    /// The client's name in Redis.
+    digest: Digest,
     /// Requests it may still admit.
     tokens: u32,
     /// When those requests stop being admissible (the end of their bucket).
@@ -137,6 +147,19 @@ struct Lease {
     fetching: Option<Arc<Notify>>,
     /// The last request (for the sweep).
     seen: Instant,
+    /// Requests of an ended lease not spent, and their bucket: handed back with the next
+    /// lease request.
+    back: Option<(i64, u32)>,
+}
+
+impl Lease {
+    /// Moves the unspent requests to `back` (an older bucket's are dropped: keeping them
+    /// charged only ever refuses sooner).
+    fn give_back(&mut self) {
+        if self.tokens > 0 {
+            self.back = Some((self.bucket, std::mem::take(&mut self.tokens)));
+        }
+    }
 }
 
 /// A subject kept by a request that waits.
@@ -184,7 +207,8 @@ struct Inner {
     fleet: Fleet,
     /// The local limiter the fallback uses (`None`: refuse).
     fallback: Option<RateLimiter>,
-    leases: Vec<Mutex<HashMap<Digest, Lease>>>,
+    leases: Vec<Mutex<HashMap<Slot, Lease>>>,
+    hasher: std::collections::hash_map::RandomState,
 }
 
 impl LeasedStore {
@@ -213,6 +237,7 @@ impl LeasedStore {
                 fleet: fleet.clone(),
                 fallback,
                 leases: (0..SHARDS).map(|_| Mutex::default()).collect(),
+                hasher: std::collections::hash_map::RandomState::new(),
             }),
         }
     }
@@ -235,8 +260,18 @@ impl Inner {
         }
     }
 
-    fn shard(&self, digest: &Digest) -> MutexGuard<'_, HashMap<Digest, Lease>> {
-        self.leases[usize::from(digest[0]) % SHARDS]
+    fn slot(&self, subject: Subject<'_>) -> Slot {
+        use std::hash::BuildHasher;
+        match subject {
+            Subject::Address(ip) => self
+                .hasher
+                .hash_one(client_key(ip, self.policy.ipv6_prefix)),
+            Subject::Caller(name) => self.hasher.hash_one((1u8, name)),
+        }
+    }
+
+    fn shard(&self, slot: Slot) -> MutexGuard<'_, HashMap<Slot, Lease>> {
+        self.leases[(slot % SHARDS as u64) as usize]
             .lock()
             .unwrap_or_else(|e| e.into_inner())
     }
@@ -258,17 +293,18 @@ impl Inner {
     }
 
     /// Takes one request from the client's lease, or starts (or joins) the request for one.
-    fn take(self: &Arc<Self>, digest: Digest, subject: Subject<'_>, now: Instant) -> Step {
+    fn take(self: &Arc<Self>, slot: Slot, subject: Subject<'_>, now: Instant) -> Step {
         if !self.fleet.link.is_up() {
             return Step::Done(self.fallback(subject, now, true));
         }
-        let mut shard = self.shard(&digest);
-        if !shard.contains_key(&digest) && shard.len() > self.policy.max_clients / SHARDS {
+        let mut shard = self.shard(slot);
+        if !shard.contains_key(&slot) && shard.len() > self.policy.max_clients / SHARDS {
             // The table is full: judged by the fallback until the sweep makes room.
             drop(shard);
             return Step::Done(self.fallback(subject, now, true));
         }
-        let lease = shard.entry(digest).or_insert_with(|| Lease {
+        let lease = shard.entry(slot).or_insert_with(|| Lease {
+            digest: self.digest(subject),
             tokens: 0,
             expires: now,
             bucket: 0,
@@ -276,6 +312,7 @@ impl Inner {
             refused_until: None,
             fetching: None,
             seen: now,
+            back: None,
         });
         lease.seen = now;
         if let Some(until) = lease.refused_until {
@@ -288,37 +325,47 @@ impl Inner {
         }
         if lease.expires > now && lease.tokens > 0 {
             lease.tokens -= 1;
+            // The next lease is asked for while this one still serves: no request waits on
+            // a busy client's refill.
+            if lease.tokens <= self.slice / 4 && self.slice >= 4 {
+                self.fetch(slot, lease, now);
+            }
             return Step::Done(Decision::Allowed {
                 remaining: lease.tokens,
             });
         }
-        let notify = self.fetch(digest, lease, now);
+        let notify = self.fetch(slot, lease, now);
         Step::Wait(notify.notified_owned())
     }
 
     /// The request for a new lease in flight for `lease`, started if there is none.
-    fn fetch(self: &Arc<Self>, digest: Digest, lease: &mut Lease, now: Instant) -> Arc<Notify> {
+    fn fetch(self: &Arc<Self>, slot: Slot, lease: &mut Lease, now: Instant) -> Arc<Notify> {
         if let Some(notify) = &lease.fetching {
             return notify.clone();
         }
         let notify = Arc::new(Notify::new());
         lease.fetching = Some(notify.clone());
-        // What the last lease did not spend goes back with this request.
-        let back = if lease.expires <= now {
-            lease.tokens
-        } else {
-            0
-        };
-        let back_bucket = lease.bucket;
-        lease.tokens -= back;
+        // What an ended lease did not spend goes back with this request.
+        if lease.expires <= now && lease.tokens > 0 {
+            lease.give_back();
+        }
+        let (back_bucket, back) = lease.back.take().unwrap_or((0, 0));
         let owed = std::mem::take(&mut lease.owed);
-        let this = self.clone();
-        tokio::spawn(async move { this.lease(digest, owed, back_bucket, back).await });
+        let (this, digest) = (self.clone(), lease.digest);
+        tokio::spawn(async move { this.lease(slot, digest, owed, back_bucket, back).await });
         notify
     }
 
-    /// One round trip: a lease for `digest`, stored in the table; wakes the requests waiting.
-    async fn lease(self: Arc<Self>, digest: Digest, owed: u32, back_bucket: i64, back: u32) {
+    /// One round trip: a lease for the client `digest` names, stored in its `slot`; wakes the
+    /// requests waiting.
+    async fn lease(
+        self: Arc<Self>,
+        slot: Slot,
+        digest: Digest,
+        owed: u32,
+        back_bucket: i64,
+        back: u32,
+    ) {
         let key = format!("smcp:rl:{}:{}", self.name, hex::encode(digest));
         let (limit, bucket_ms, want) = (self.policy.limit, self.bucket_ms, self.slice);
         let sent = Instant::now();
@@ -338,20 +385,30 @@ impl Inner {
                     .await
             })
             .await;
-        let mut shard = self.shard(&digest);
-        let Some(lease) = shard.get_mut(&digest) else {
+        let mut shard = self.shard(slot);
+        let Some(lease) = shard.get_mut(&slot) else {
             return;
         };
         if let Some((granted, bucket, left_ms, retry_ms)) = answer {
             // Ends no later than the bucket does on Redis's clock (less a millisecond for the
             // script's rounding), measured from before the script ran.
-            lease.tokens = granted;
-            lease.bucket = bucket;
-            lease.expires = sent + Duration::from_millis(left_ms.saturating_sub(1));
+            let expires = sent + Duration::from_millis(left_ms.saturating_sub(1));
+            if lease.tokens > 0 && lease.bucket == bucket {
+                // Asked for ahead of time, in the same bucket: one lease.
+                lease.tokens += granted;
+                lease.expires = lease.expires.max(expires);
+            } else {
+                // Redis is in a later bucket: what the old lease still had can no longer
+                // be spent (its bucket has ended), and goes back next time.
+                lease.give_back();
+                lease.tokens = granted;
+                lease.bucket = bucket;
+                lease.expires = expires;
+            }
             let spent_owed = lease.owed.min(lease.tokens);
             lease.tokens -= spent_owed;
             lease.owed -= spent_owed;
-            lease.refused_until = (granted == 0 || lease.tokens == 0 && retry_ms > 0)
+            lease.refused_until = (lease.tokens == 0 && retry_ms > 0)
                 .then(|| sent + Duration::from_millis(retry_ms.max(1)));
         } else {
             // The link is down: what was owed is forgotten with the outage.
@@ -387,7 +444,7 @@ impl Inner {
 /// [`LEASE_WAIT`].
 async fn wait_for_lease(
     inner: Arc<Inner>,
-    digest: Digest,
+    slot: Slot,
     subject: OwnedSubject,
     mut woken: tokio::sync::futures::OwnedNotified,
     deadline: Instant,
@@ -396,7 +453,7 @@ async fn wait_for_lease(
         if tokio::time::timeout_at(deadline, woken).await.is_err() {
             return inner.fallback(subject.borrow(), Instant::now(), true);
         }
-        match inner.take(digest, subject.borrow(), Instant::now()) {
+        match inner.take(slot, subject.borrow(), Instant::now()) {
             Step::Done(decision) => return decision,
             Step::Wait(next) => woken = next,
         }
@@ -414,12 +471,12 @@ impl RateLimitStore for LeasedStore {
         if !inner.fleet.link.is_up() {
             return inner.fallback(subject, now, true);
         }
-        let digest = inner.digest(subject);
-        match inner.take(digest, subject, now) {
+        let slot = inner.slot(subject);
+        match inner.take(slot, subject, now) {
             Step::Done(decision) => decision,
             Step::Wait(_) => {
-                let mut shard = inner.shard(&digest);
-                if let Some(lease) = shard.get_mut(&digest) {
+                let mut shard = inner.shard(slot);
+                if let Some(lease) = shard.get_mut(&slot) {
                     lease.owed += 1;
                 }
                 Decision::Allowed { remaining: 0 }
@@ -432,9 +489,9 @@ impl RateLimitStore for LeasedStore {
         if !inner.fleet.link.is_up() {
             return inner.fallback(subject, now, false);
         }
-        let digest = inner.digest(subject);
-        let shard = inner.shard(&digest);
-        match shard.get(&digest).and_then(|l| l.refused_until) {
+        let slot = inner.slot(subject);
+        let shard = inner.shard(slot);
+        match shard.get(&slot).and_then(|l| l.refused_until) {
             Some(until) if until > now => Decision::Limited {
                 retry_after: until - now,
             },
@@ -449,12 +506,12 @@ impl RateLimitStore for LeasedStore {
         if !inner.fleet.link.is_up() {
             return Acquire::Ready(inner.fallback(subject, now, true));
         }
-        let digest = inner.digest(subject);
-        match inner.take(digest, subject, now) {
+        let slot = inner.slot(subject);
+        match inner.take(slot, subject, now) {
             Step::Done(decision) => Acquire::Ready(decision),
             Step::Wait(woken) => Acquire::Wait(Box::pin(wait_for_lease(
                 inner.clone(),
-                digest,
+                slot,
                 OwnedSubject::of(subject),
                 woken,
                 now + LEASE_WAIT,
