@@ -148,6 +148,19 @@ pub async fn serve_with(
         spawn_sampler(state.observability.metrics.clone(), move || gauges.gauges()),
     ];
     background.extend(state.limiters.spawn_maintenance());
+    if let Some(fleet) = state.fleet.clone() {
+        // Whether Redis answers is known (and logged) from the start, not at the first request.
+        background.push(tokio::spawn(async move {
+            tracing::info!(
+                instances = fleet.size,
+                fallback = ?fleet.fallback,
+                "one of a fleet: budgets and sessions shared through Redis"
+            );
+            if fleet.link.ping().await {
+                tracing::info!("Redis answers");
+            }
+        }));
+    }
     let stop = state.shutdown.clone();
     if let Some(metrics) = extras.metrics {
         let metrics_addr = metrics.local_addr()?;
