@@ -4,7 +4,7 @@
 //! ## The algorithm
 //! Redis keeps, per client, the same sub-bucket window as the in-process limiter
 //! ([`crate::security::rate_limit::sliding`]): `B + 1` counts of `W / B`, on Redis's clock
-//! (`TIME`), in one hash per client. [`SCRIPT`] runs atomically: it drops buckets that left the
+//! (`TIME`), in one hash per client. [`super::script::SCRIPT_LEASE`] runs atomically: it drops buckets that left the
 //! window, and grants up to `want` requests if the last `B + 1` buckets hold fewer than `N`,
 //! charging them to the current bucket. The instance then accepts that many requests of the
 //! client without asking again: that is its lease. A lease ends with its bucket: the instance
@@ -47,6 +47,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::script::LEASE;
 use super::{Fallback, Fleet};
 use crate::security::client_ip::client_key;
 use crate::security::rate_limit::{
@@ -58,66 +59,6 @@ const SHARDS: usize = 16;
 const MOST_PER_LEASE: u32 = 256;
 /// How long a request waits for a lease before the fallback decides.
 const LEASE_WAIT: Duration = super::link::OP_TIMEOUT;
-
-/// The lease script. KEYS[1]: the client's hash. ARGV: limit, bucket length in ms, requests
-/// wanted, requests owed (charged even over the limit), bucket of a lease being handed back,
-/// and how many of its requests were not spent. Returns {granted, bucket, ms left in the
-/// bucket, ms until one more request fits (0 if some still do)}.
-pub const SCRIPT: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local limit = tonumber(ARGV[1])
-local len = tonumber(ARGV[2])
-local want = tonumber(ARGV[3])
-local owed = tonumber(ARGV[4])
-local back_bucket = tonumber(ARGV[5])
-local back = tonumber(ARGV[6])
-local b = math.floor(now / len)
-local oldest = b - 10
-local counts = {}
-local sum = 0
-local flat = redis.call('HGETALL', KEYS[1])
-for i = 1, #flat, 2 do
-  local bucket = tonumber(flat[i])
-  local n = tonumber(flat[i + 1])
-  if bucket < oldest then
-    redis.call('HDEL', KEYS[1], flat[i])
-  else
-    if back > 0 and bucket == back_bucket then
-      local kept = math.max(0, n - back)
-      if kept == 0 then redis.call('HDEL', KEYS[1], flat[i]) else redis.call('HSET', KEYS[1], flat[i], kept) end
-      n = kept
-    end
-    counts[bucket] = n
-    sum = sum + n
-  end
-end
-local room = math.max(0, limit - sum - owed)
-local granted = math.min(want, room)
-local charged = granted + owed
-if charged > 0 then
-  redis.call('HINCRBY', KEYS[1], b, charged)
-  counts[b] = (counts[b] or 0) + charged
-  sum = sum + charged
-end
-redis.call('PEXPIRE', KEYS[1], len * 11 + 1000)
-local retry = 0
-if sum >= limit then
-  local excess = sum - (limit - 1)
-  local freed_at = b + 11
-  for bucket = oldest, b do
-    local n = counts[bucket] or 0
-    if n >= excess then freed_at = bucket + 11 break end
-    excess = excess - n
-  end
-  retry = freed_at * len - now
-end
-return {granted, b, (b + 1) * len - now, retry}
-";
-
-/// [`SCRIPT`], its SHA-1 computed once (Redis runs it by digest, loading it when new).
-static LEASE: std::sync::LazyLock<redis::Script> =
-    std::sync::LazyLock::new(|| redis::Script::new(SCRIPT));
 
 /// A client's name in Redis: a keyed digest of who it is, so Redis holds no address or key
 /// id. Computed once per client, when its entry is made.

@@ -21,6 +21,7 @@
 
 pub mod lease;
 pub mod link;
+pub mod script;
 pub mod sessions;
 
 use std::sync::Arc;

@@ -14,36 +14,15 @@
 //! While Redis does not answer, an instance honours the sessions it holds and no other;
 //! sessions minted then are its own until Redis answers again.
 
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
 use super::Fleet;
+use super::script::{CONFIRM_SCRIPT, END_SCRIPT};
 use crate::mcp::session::KNOWN_CAPABILITIES;
 use crate::mcp::version::ProtocolVersion;
 use crate::security::principal::Principal;
-
-/// Renews a record of this owner; 0: no record, 1: another owner's, else the record.
-const CONFIRM: &str = r"
-local v = redis.call('GET', KEYS[1])
-if not v then return 0 end
-if string.sub(v, 1, #ARGV[1] + 1) ~= ARGV[1] .. ' ' then return 1 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return v
-";
-
-/// Deletes a record of this owner; 0: no record, 1: another owner's, 2: deleted.
-const END: &str = r"
-local v = redis.call('GET', KEYS[1])
-if not v then return 0 end
-if string.sub(v, 1, #ARGV[1] + 1) ~= ARGV[1] .. ' ' then return 1 end
-redis.call('DEL', KEYS[1])
-return 2
-";
-
-static CONFIRM_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(CONFIRM));
-static END_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(END));
 
 /// What Redis says of a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
