@@ -7,6 +7,7 @@ pub mod client_ip;
 pub mod connections;
 pub mod cors;
 pub mod key_policy;
+pub mod oauth;
 pub mod origin;
 pub mod principal;
 pub mod rate_limit;

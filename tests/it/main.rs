@@ -9,6 +9,7 @@ mod keys;
 mod legacy;
 mod limits;
 mod modern;
+mod oauth;
 mod operations;
 mod origin;
 mod policy;

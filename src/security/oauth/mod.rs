@@ -1,0 +1,197 @@
+//! OAuth 2.1 access tokens from the operator's identity providers: the resource-server side
+//! of MCP's authorization spec (`../shared/OAUTH.md` has the requirements and how two
+//! gateways do it).
+//!
+//! [`TokenVerifier::verify`] accepts a JWT access token only if all of these hold:
+//! - its `iss` is exactly one of the configured issuers (the unverified `iss` only chooses
+//!   whose keys to try; the verified token must carry the same);
+//! - its header names a `kid` of that issuer's JWKS ([`jwks`]) and an algorithm that key may
+//!   verify ([`keys`]: bound to the key's type; no `none`, no HMAC);
+//! - the signature verifies (`jsonwebtoken`, on the aws-lc backend that rustls already uses);
+//! - `exp` is present and not past, `nbf` (if present) is not ahead, both with [`LEEWAY`];
+//! - `aud` contains this server's resource URI (RFC 8707);
+//! - `sub` is present; `typ`, where present, says an access token (`at+jwt`,
+//!   `application/at+jwt`) or a plain `JWT`, and the claims are not an ID token's (`nonce`).
+//!
+//! The token itself is never logged, stored or returned; errors say what to fix in words
+//! ([`TokenError`]) without echoing any of it.
+
+pub mod fetch;
+pub mod jwks;
+pub mod keys;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use jsonwebtoken::Validation;
+use reqwest::Url;
+use serde::Deserialize;
+
+pub use fetch::{FetchError, Fetcher};
+pub use jwks::{IssuerKeys, JwksSource, KeyMiss};
+
+/// Clock skew allowed on `exp` and `nbf`.
+pub const LEEWAY: u64 = 30;
+
+/// Why a token was refused: each says what to fix, none repeats the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is not a well-formed JWT")]
+    Malformed,
+    #[error("the token's issuer is not one this server accepts")]
+    UnknownIssuer,
+    #[error("the token names no signing key (kid) of its issuer")]
+    UnknownKey,
+    #[error("the token's issuer cannot be reached for its keys; try again later")]
+    IssuerUnavailable,
+    #[error("the token's algorithm is not allowed for its key")]
+    AlgorithmNotAllowed,
+    #[error("the token's signature does not verify")]
+    BadSignature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token is not meant for this server (audience)")]
+    WrongAudience,
+    #[error("the token is not an access token")]
+    NotAnAccessToken,
+    #[error("the token lacks a required claim (exp, sub, aud or iss)")]
+    MissingClaim,
+}
+
+/// What a verified token says about its caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedToken {
+    pub issuer: String,
+    pub subject: String,
+    /// The scopes it grants (`scope`, space-separated, or `scp`).
+    pub scopes: Vec<String>,
+    /// Seconds since the epoch.
+    pub expires: u64,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    // Optional here so that a missing one is reported as missing, not as malformed.
+    iss: Option<String>,
+    sub: Option<String>,
+    exp: Option<u64>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    scp: Option<ScopeList>,
+    #[serde(default)]
+    nonce: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ScopeList {
+    List(Vec<String>),
+    Text(String),
+}
+
+/// The token checks of the module doc, for the configured issuers and audience.
+#[derive(Debug)]
+pub struct TokenVerifier {
+    issuers: HashMap<String, Arc<IssuerKeys>>,
+    audience: String,
+}
+
+impl TokenVerifier {
+    /// A verifier for tokens of `issuers` (each with where its keys are) meant for `audience`.
+    pub fn new(issuers: Vec<(Url, JwksSource)>, audience: String, fetcher: &Fetcher) -> Self {
+        let issuers = issuers
+            .into_iter()
+            .map(|(url, source)| {
+                let name = url.as_str().trim_end_matches('/').to_owned();
+                let keys = Arc::new(IssuerKeys::new(url, source, fetcher.clone()));
+                (name, keys)
+            })
+            .collect();
+        Self { issuers, audience }
+    }
+
+    /// The keys of `issuer`, if it is configured.
+    pub fn issuer(&self, issuer: &str) -> Option<&Arc<IssuerKeys>> {
+        self.issuers.get(issuer.trim_end_matches('/'))
+    }
+
+    /// Verifies `token` (see the module doc).
+    pub async fn verify(&self, token: &str) -> Result<VerifiedToken, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        if let Some(typ) = &header.typ {
+            let typ = typ.to_ascii_lowercase();
+            if !matches!(typ.as_str(), "at+jwt" | "application/at+jwt" | "jwt") {
+                return Err(TokenError::NotAnAccessToken);
+            }
+        }
+        let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
+        // Only to choose whose keys to try: the verified claims must say the same.
+        #[derive(Deserialize)]
+        struct Unverified {
+            iss: Option<String>,
+        }
+        let claimed: Unverified = jsonwebtoken::dangerous::insecure_decode_claims(token)
+            .map_err(|_| TokenError::Malformed)?;
+        let claimed_issuer = claimed.iss.ok_or(TokenError::MissingClaim)?;
+        let (issuer, keys) = self
+            .issuers
+            .get_key_value(claimed_issuer.trim_end_matches('/'))
+            .ok_or(TokenError::UnknownIssuer)?;
+        let key = keys.key(kid).await.map_err(|miss| match miss {
+            KeyMiss::Unknown => TokenError::UnknownKey,
+            KeyMiss::Unavailable => TokenError::IssuerUnavailable,
+        })?;
+        if !key.algorithms.contains(&header.alg) {
+            return Err(TokenError::AlgorithmNotAllowed);
+        }
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = LEEWAY;
+        validation.validate_nbf = true;
+        validation.set_audience(&[&self.audience]);
+        validation.set_issuer(&[issuer.as_str(), &format!("{issuer}/")]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let data = jsonwebtoken::decode::<Claims>(token, &key.key, &validation)
+            .map_err(|e| refusal(e.kind()))?;
+        let claims = data.claims;
+        if claims.nonce.is_some() {
+            return Err(TokenError::NotAnAccessToken);
+        }
+        let scopes = match (claims.scope, claims.scp) {
+            (Some(text), _) | (None, Some(ScopeList::Text(text))) => {
+                text.split_whitespace().map(str::to_owned).collect()
+            }
+            (None, Some(ScopeList::List(list))) => list,
+            (None, None) => Vec::new(),
+        };
+        let (Some(issuer), Some(subject), Some(expires)) = (claims.iss, claims.sub, claims.exp)
+        else {
+            return Err(TokenError::MissingClaim);
+        };
+        Ok(VerifiedToken {
+            issuer,
+            subject,
+            scopes,
+            expires,
+        })
+    }
+}
+
+/// The refusal for a `jsonwebtoken` error.
+fn refusal(kind: &jsonwebtoken::errors::ErrorKind) -> TokenError {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match kind {
+        K::InvalidSignature => TokenError::BadSignature,
+        K::ExpiredSignature => TokenError::Expired,
+        K::ImmatureSignature => TokenError::NotYetValid,
+        K::InvalidAudience => TokenError::WrongAudience,
+        K::InvalidIssuer => TokenError::UnknownIssuer,
+        K::MissingRequiredClaim(_) => TokenError::MissingClaim,
+        K::InvalidAlgorithm | K::MissingAlgorithm | K::InvalidAlgorithmName => {
+            TokenError::AlgorithmNotAllowed
+        }
+        _ => TokenError::Malformed,
+    }
+}
