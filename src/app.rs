@@ -19,7 +19,7 @@ use crate::mcp::transport::{self, McpPost};
 use crate::observability::audit::Audit;
 use crate::panic::CatchPanicLayer;
 use crate::policy::PolicyLayer;
-use crate::security::auth::RequireKey;
+use crate::security::auth::RequireCredential;
 use crate::security::client_ip::ResolveClientIp;
 use crate::security::cors;
 use crate::security::origin::RequireAllowedOrigin;
@@ -59,11 +59,14 @@ pub fn router(state: AppState, limits: Limits) -> impl HttpService {
     let mcp_policies = tower::ServiceBuilder::new()
         // 403 for a foreign Origin or Host before a key is looked at (DNS rebinding).
         .layer(PolicyLayer(RequireAllowedOrigin(state.origin.clone())))
-        // 401 without a valid key; every later layer reads `Authenticated`.
-        .layer(PolicyLayer(RequireKey {
+        // 401 without a valid key or token (403 for a token short of a scope); every later
+        // layer reads `Authenticated`.
+        .layer(RequireCredential {
             keys: state.keys.clone(),
+            api_keys: state.api_keys,
+            tokens: state.tokens.clone(),
             policies: state.policies.clone(),
-        }))
+        })
         // A revoked key's requests end (401) and its streams close; the key's stream cap.
         .layer(KeyBoundLayer {
             max_streams: limits.max_streams_per_key,
@@ -95,13 +98,18 @@ pub fn router(state: AppState, limits: Limits) -> impl HttpService {
     let cors = cors::layer(state.origin.clone());
     let client_ip = state.client_ip.clone();
     let observability = state.observability.clone();
+    let mut public = Router::new().merge(keyed).route("/health", get(health));
+    if let Some(tokens) = &state.tokens {
+        // Protected Resource Metadata (RFC 9728): public, like /health.
+        let path = tokens.metadata_path();
+        if path != ROOT_METADATA {
+            public = public.route(&path, get(resource_metadata));
+        }
+        public = public.route(ROOT_METADATA, get(resource_metadata_root));
+    }
     let routes = Routes {
         mcp_post,
-        rest: Router::new()
-            .merge(keyed)
-            .route("/health", get(health))
-            .fallback(not_found)
-            .with_state(state),
+        rest: public.fallback(not_found).with_state(state),
     };
     // The outer layers wrap the routes as one service (rather than `Router::layer`, which would
     // wrap every route), and every layer has a named future: cloning the stack for a request
@@ -176,6 +184,25 @@ where
         } else {
             Either::Right(self.rest.call(request))
         }
+    }
+}
+
+/// Where clients look for the metadata of a resource at the root.
+const ROOT_METADATA: &str = "/.well-known/oauth-protected-resource";
+
+/// `GET /.well-known/oauth-protected-resource/<path of /mcp>`.
+async fn resource_metadata(State(state): State<AppState>) -> Response {
+    match &state.tokens {
+        Some(tokens) => axum::Json(tokens.metadata(false)).into_response(),
+        None => Rejection::NotFound.into_response(),
+    }
+}
+
+/// `GET /.well-known/oauth-protected-resource`.
+async fn resource_metadata_root(State(state): State<AppState>) -> Response {
+    match &state.tokens {
+        Some(tokens) => axum::Json(tokens.metadata(true)).into_response(),
+        None => Rejection::NotFound.into_response(),
     }
 }
 

@@ -47,6 +47,10 @@ pub struct AppParts {
     pub limiters: Limiters,
     /// The fleet's Redis (`None`: this instance alone).
     pub fleet: Option<crate::fleet::Fleet>,
+    /// Whether API keys are accepted (`--no-api-keys` turns them off).
+    pub api_keys: bool,
+    /// The identity providers' tokens (`--oauth-issuer`), if any.
+    pub tokens: Option<Arc<crate::security::oauth::ResourceServer>>,
     /// The fleet's records of 2025-era sessions (with `fleet`).
     pub shared_sessions: Option<crate::fleet::sessions::SharedSessions>,
     pub origin: Arc<OriginPolicy>,
@@ -105,6 +109,7 @@ impl AppState {
             sealer,
             audit,
             fleet,
+            tokens,
             tls: _,
         } = opened;
         let mut tools = ToolRegistry::new();
@@ -151,6 +156,8 @@ impl AppState {
                 crate::fleet::sessions::SharedSessions::new(f.clone(), config.bounds.session_idle)
             }),
             fleet,
+            api_keys: config.api_keys,
+            tokens,
             origin: Arc::new(OriginPolicy::new(
                 config.allow_origins.clone(),
                 config.hosts.clone(),

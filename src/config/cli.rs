@@ -45,6 +45,43 @@ pub struct Cli {
     )]
     pub api_keys: Vec<String>,
 
+    /// An identity provider whose access tokens (JWT) are accepted beside API keys
+    /// (repeatable; https, or http on loopback). Needs --public-url.
+    #[arg(
+        long = "oauth-issuer",
+        env = "MCP_OAUTH_ISSUERS",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    pub oauth_issuers: Vec<String>,
+
+    /// The URL clients use for /mcp (https://host/mcp): the tokens' audience, and where the
+    /// protected-resource metadata says the resource is.
+    #[arg(long, env = "MCP_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// The audience tokens must name, if not --public-url.
+    #[arg(long, env = "MCP_OAUTH_AUDIENCE", value_name = "URI")]
+    pub oauth_audience: Option<String>,
+
+    /// The issuer's JWKS URL, if its metadata does not give it (one issuer only).
+    #[arg(long, env = "MCP_OAUTH_JWKS_URL", value_name = "URL")]
+    pub oauth_jwks_url: Option<String>,
+
+    /// Scopes every token must carry (comma-separated), advertised in the metadata and in
+    /// every challenge.
+    #[arg(
+        long = "oauth-scopes",
+        env = "MCP_OAUTH_SCOPES",
+        value_delimiter = ',',
+        value_name = "SCOPE"
+    )]
+    pub oauth_scopes: Vec<String>,
+
+    /// Accept access tokens only: API keys are refused (needs --oauth-issuer).
+    #[arg(long, env = "MCP_NO_API_KEYS")]
+    pub no_api_keys: bool,
+
     /// Also accept the comma-separated keys in MCP_API_KEYS.
     #[arg(long, env = "MCP_ENV_KEYS")]
     pub env_keys: bool,

@@ -45,13 +45,7 @@ pub fn options(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    fn cli(args: &[&str]) -> Cli {
-        let mut all = vec!["secure-mcp-server"];
-        all.extend_from_slice(args);
-        Cli::try_parse_from(all).expect("parses")
-    }
+    use crate::config::test_cli as cli;
 
     #[test]
     fn without_a_redis_url_there_is_no_fleet() {

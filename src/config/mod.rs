@@ -18,6 +18,7 @@ pub mod credentials;
 pub mod fleet;
 pub mod limits;
 pub mod network;
+pub mod oauth;
 pub mod startup;
 
 use std::fmt;
@@ -41,6 +42,10 @@ pub struct Config {
     pub allow_dirs: Vec<PathBuf>,
     pub keys: KeySet,
     pub keys_file: Option<PathBuf>,
+    /// Identity providers whose access tokens are accepted (`None`: API keys only).
+    pub oauth: Option<oauth::OAuthOptions>,
+    /// Whether API keys are accepted (`--no-api-keys` turns them off).
+    pub api_keys: bool,
     /// Redis shared with the other instances of a fleet (`None`: this instance alone).
     pub fleet: Option<crate::fleet::FleetOptions>,
     /// The per-key policy file; [`startup::open`] reads it.
@@ -124,6 +129,10 @@ pub enum ConfigError {
     FleetSize,
     #[error("--redis-url: {0}")]
     Fleet(crate::fleet::FleetError),
+    #[error("{0}: not an https URL (http only on loopback), or it carries credentials")]
+    OAuthUrl(&'static str),
+    #[error("{0}")]
+    OAuth(&'static str),
     #[error("--policy: {0}")]
     Policy(crate::security::key_policy::PolicyError),
     #[error("--tls-cert/--tls-key: {0}")]
@@ -193,7 +202,8 @@ impl Config {
         let keys = gather.take(credentials::key_set(
             &cli.api_keys,
             cli.env_keys.then_some(env_keys.unwrap_or_default()),
-            cli.keys_file.is_some(),
+            // (no key is generated when keys are off, or come from a file)
+            cli.keys_file.is_some() || cli.no_api_keys,
         ));
         let trusted_proxies = gather.take(network::trusted_proxies(&cli.trusted_proxies));
         let allow_origins = gather.take(network::origins(&cli.allow_origins));
@@ -218,12 +228,15 @@ impl Config {
         }
         let limits = gather.take(limits::Bounds::from_cli(&cli));
         let fleet = gather.take(fleet::options(&cli, redis_password));
+        let oauth = gather.take(oauth::options(&cli));
         let (Some(bind), Some(keys), Some(trusted_proxies), Some(allow_origins), Some(hosts)) =
             (bind, keys, trusted_proxies, allow_origins, hosts)
         else {
             return Err(ConfigErrors(gather.0));
         };
-        let (Some(metrics_bind), Some(limits), Some(fleet)) = (metrics_bind, limits, fleet) else {
+        let (Some(metrics_bind), Some(limits), Some(fleet), Some(oauth)) =
+            (metrics_bind, limits, fleet, oauth)
+        else {
             return Err(ConfigErrors(gather.0));
         };
         if !gather.0.is_empty() {
@@ -240,6 +253,8 @@ impl Config {
             keys_file: cli.keys_file,
             policy: cli.policy,
             fleet,
+            oauth,
+            api_keys: !cli.no_api_keys,
             state_secret_file: cli.state_secret_file,
             bounds: limits,
             trusted_proxies,
@@ -254,21 +269,25 @@ impl Config {
     }
 }
 
+/// The command line `secure-mcp-server ARGS…` (the configuration tests).
+#[cfg(test)]
+pub(crate) fn test_cli(args: &[&str]) -> Cli {
+    use clap::Parser;
+    let mut argv = vec!["secure-mcp-server"];
+    argv.extend_from_slice(args);
+    Cli::try_parse_from(argv).expect("cli")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     const K1: &str = "k1-Vx9fQ2mZ7pL4wR8tY3nB6cJ0aUe5rSd1hGk";
     const K2: &str = "k2-Hs5dG1aK9eU7oI3rT6yP2xW8mNb4vCz0qLj";
     const K3: &str = "k3-Nq4vC8bM2lF6jD0sA9gE5hZ1tYr7wXu3oPk";
     const K4: &str = "k4-Ty7uR3iO1pW5qE9aS2dF6gH0zLx8cVn4bMj";
 
-    fn cli(args: &[&str]) -> Cli {
-        let mut argv = vec!["secure-mcp-server"];
-        argv.extend_from_slice(args);
-        Cli::try_parse_from(argv).expect("cli")
-    }
+    use super::test_cli as cli;
 
     #[test]
     fn defaults_are_safe() {

@@ -13,6 +13,7 @@ use crate::mcp::request_state::{StateSealer, read_secret_file};
 use crate::observability::audit::AuditSink;
 use crate::security::auth::{ApiKeys, KeyRing, ReloadError};
 use crate::security::key_policy::PolicyBook;
+use crate::security::oauth::{Fetcher, JwksSource, ResourceServer, TokenVerifier};
 use crate::tls::TlsState;
 
 /// What start-up opened.
@@ -25,6 +26,8 @@ pub struct Opened {
     pub sealer: Option<StateSealer>,
     /// The fleet's Redis (`None`: this instance alone).
     pub fleet: Option<Fleet>,
+    /// The identity providers' tokens (`None`: API keys only).
+    pub tokens: Option<Arc<ResourceServer>>,
     pub audit: AuditSink,
     pub tls: Option<Arc<TlsState>>,
 }
@@ -75,6 +78,31 @@ pub fn open(config: &Config) -> Result<Opened, ConfigErrors> {
         }
         (Some(_), _, _) => Err(()),
     };
+    let tokens = match &config.oauth {
+        None => Ok(None),
+        Some(oauth) => Fetcher::new()
+            .map(|fetcher| {
+                let issuers = oauth
+                    .issuers
+                    .iter()
+                    .map(|url| {
+                        let source = oauth
+                            .jwks
+                            .clone()
+                            .map_or(JwksSource::Discover, JwksSource::Url);
+                        (url.clone(), source)
+                    })
+                    .collect();
+                let verifier = TokenVerifier::new(issuers, oauth.audience.clone(), &fetcher);
+                Some(Arc::new(ResourceServer::new(
+                    verifier,
+                    oauth.resource.clone(),
+                    oauth.issuer_names.clone(),
+                    oauth.scopes.clone(),
+                )))
+            })
+            .map_err(|_| errors.push(ConfigError::OAuth("--oauth-issuer: no HTTP client"))),
+    };
     let audit = match &config.audit_log {
         Some(path) => AuditSink::to_file(path).map_err(|e| {
             errors.push(ConfigError::AuditLog {
@@ -90,20 +118,26 @@ pub fn open(config: &Config) -> Result<Opened, ConfigErrors> {
             .map_err(|e| errors.push(ConfigError::Tls(e))),
         None => Ok(None),
     };
-    match (sandbox, keys, policies, sealer, fleet, audit, tls) {
-        (Ok(sandbox), Ok(keys), Ok(policies), Ok(sealer), Ok(fleet), Ok(audit), Ok(tls))
-            if errors.is_empty() =>
-        {
-            Ok(Opened {
-                sandbox,
-                keys,
-                policies,
-                sealer,
-                fleet,
-                audit,
-                tls,
-            })
-        }
+    match (sandbox, keys, policies, sealer, fleet, tokens, audit, tls) {
+        (
+            Ok(sandbox),
+            Ok(keys),
+            Ok(policies),
+            Ok(sealer),
+            Ok(fleet),
+            Ok(tokens),
+            Ok(audit),
+            Ok(tls),
+        ) if errors.is_empty() => Ok(Opened {
+            sandbox,
+            keys,
+            policies,
+            sealer,
+            fleet,
+            tokens,
+            audit,
+            tls,
+        }),
         _ => Err(ConfigErrors(errors)),
     }
 }

@@ -57,6 +57,9 @@ pub enum Rejection {
     ForbiddenHost,
     #[error("Forbidden: origin not allowed")]
     ForbiddenOrigin,
+    /// A valid token without a scope every request needs (the challenge names them).
+    #[error("Forbidden: insufficient scope")]
+    InsufficientScope,
     #[error("Too many requests")]
     RateLimited {
         /// Whole seconds until a request can succeed (rounded up, at least 1).
@@ -88,7 +91,9 @@ impl Rejection {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::MissingCredentials | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Self::ForbiddenHost | Self::ForbiddenOrigin => StatusCode::FORBIDDEN,
+            Self::ForbiddenHost | Self::ForbiddenOrigin | Self::InsufficientScope => {
+                StatusCode::FORBIDDEN
+            }
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -136,6 +141,7 @@ impl Rejection {
             Self::InvalidCredentials => body::INVALID_CREDENTIALS,
             Self::ForbiddenHost => body::FORBIDDEN_HOST,
             Self::ForbiddenOrigin => body::FORBIDDEN_ORIGIN,
+            Self::InsufficientScope => body::INSUFFICIENT_SCOPE,
             Self::RateLimited { .. } => body::RATE_LIMITED,
             Self::NotFound => body::NOT_FOUND,
             Self::MethodNotAllowed { .. } => body::METHOD_NOT_ALLOWED,
@@ -166,6 +172,7 @@ mod body {
     rejection_body!(INVALID_CREDENTIALS, -32600, "Invalid credentials");
     rejection_body!(FORBIDDEN_HOST, -32600, "Forbidden: host not allowed");
     rejection_body!(FORBIDDEN_ORIGIN, -32600, "Forbidden: origin not allowed");
+    rejection_body!(INSUFFICIENT_SCOPE, -32600, "Forbidden: insufficient scope");
     rejection_body!(RATE_LIMITED, -32600, "Too many requests");
     rejection_body!(NOT_FOUND, -32600, "Not found");
     rejection_body!(METHOD_NOT_ALLOWED, -32600, "Method not allowed");

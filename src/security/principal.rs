@@ -18,6 +18,8 @@ use sha2::{Digest, Sha256};
 pub enum Principal {
     /// A caller with an API key.
     ApiKey(KeyId),
+    /// A caller with an access token from an identity provider: its issuer and subject.
+    Token(TokenSubject),
 }
 
 impl Principal {
@@ -25,6 +27,7 @@ impl Principal {
     pub fn name(&self) -> &str {
         match self {
             Self::ApiKey(id) => id.as_str(),
+            Self::Token(subject) => &subject.name,
         }
     }
 
@@ -34,7 +37,14 @@ impl Principal {
     pub fn binding(&self) -> &str {
         match self {
             Self::ApiKey(id) => &id.binding,
+            Self::Token(subject) => &subject.binding,
         }
+    }
+}
+
+impl From<TokenSubject> for Principal {
+    fn from(subject: TokenSubject) -> Self {
+        Self::Token(subject)
     }
 }
 
@@ -52,6 +62,31 @@ impl fmt::Display for Principal {
 
 /// How a key's binding begins (another kind of principal would have its own).
 const BINDING_PREFIX: &str = "key:";
+
+/// The identity of a token's caller: its issuer and subject, never the token. Shown (logs,
+/// audit, the policy file's `[subjects."<issuer>|<subject>"]`) as `<issuer>|<subject>`;
+/// bound as `token:` and a digest of both, so no subject can pose as an API key's id or as
+/// another issuer's subject.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TokenSubject {
+    name: Arc<str>,
+    binding: Arc<str>,
+}
+
+impl TokenSubject {
+    pub fn new(issuer: &str, subject: &str) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"secure-mcp-server token subject\0");
+        h.update((issuer.len() as u64).to_be_bytes());
+        h.update(issuer.as_bytes());
+        h.update(subject.as_bytes());
+        let digest = h.finalize();
+        Self {
+            name: format!("{issuer}|{subject}").into(),
+            binding: format!("token:{}", hex::encode(&digest[..16])).into(),
+        }
+    }
+}
 
 /// The identity of a key: its public id (what logs show) and a tag derived from its digest
 /// (what sessions and sealed state are bound to, with the id).
@@ -126,5 +161,21 @@ mod tests {
             new.binding(),
             "a replaced key binds differently"
         );
+    }
+
+    #[test]
+    fn a_token_subject_is_shown_by_issuer_and_subject_and_bound_apart_from_keys() {
+        let alice = Principal::from(TokenSubject::new("https://idp.example", "alice"));
+        assert_eq!(alice.name(), "https://idp.example|alice");
+        assert!(alice.binding().starts_with("token:"));
+        // The same subject at another issuer, or a split in another place, is someone else.
+        for other in [
+            TokenSubject::new("https://other.example", "alice"),
+            TokenSubject::new("https://idp.example|al", "ice"),
+        ] {
+            assert_ne!(Principal::from(other).binding(), alice.binding());
+        }
+        let key = Principal::from(KeyId::new("https://idp.example|alice"));
+        assert_ne!(key.binding(), alice.binding());
     }
 }

@@ -10,6 +10,7 @@ mod legacy;
 mod limits;
 mod modern;
 mod oauth;
+mod oauth_server;
 mod operations;
 mod origin;
 mod policy;

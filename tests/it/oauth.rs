@@ -17,17 +17,17 @@ use reqwest::Url;
 use secure_mcp_server::security::oauth::{Fetcher, JwksSource, TokenError, TokenVerifier};
 use serde_json::{Value, json};
 
-const AUDIENCE: &str = "https://mcp.example.com/mcp";
+pub const AUDIENCE: &str = "https://mcp.example.com/mcp";
 
 /// A signing key of the test issuer.
-struct SigningKey {
+pub struct SigningKey {
     kid: String,
     encoding: EncodingKey,
     public: Jwk,
 }
 
 impl SigningKey {
-    fn new(kid: &str) -> Self {
+    pub fn new(kid: &str) -> Self {
         let pair = rcgen::KeyPair::generate().expect("an EC P-256 key");
         let encoding = EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).expect("pem");
         let mut public = Jwk::from_encoding_key(&encoding, Algorithm::ES256).expect("jwk");
@@ -49,13 +49,13 @@ struct IssuerState {
 }
 
 /// The test issuer: RFC 8414 metadata and a JWKS on a loopback port.
-struct Issuer {
-    url: String,
+pub struct Issuer {
+    pub url: String,
     state: Arc<IssuerState>,
 }
 
 impl Issuer {
-    async fn start(keys: &[&SigningKey]) -> Self {
+    pub async fn start(keys: &[&SigningKey]) -> Self {
         async fn metadata(State(s): State<Arc<IssuerState>>) -> impl IntoResponse {
             let base = s.base.lock().expect("lock").clone();
             axum::Json(json!({ "issuer": base, "jwks_uri": format!("{base}/jwks") }))
@@ -104,14 +104,14 @@ impl Issuer {
     }
 
     /// Claims that pass, to be spoilt one at a time.
-    fn claims(&self) -> Value {
+    pub fn claims(&self) -> Value {
         let now = jsonwebtoken::get_current_timestamp();
         json!({ "iss": self.url, "sub": "user-42", "aud": [AUDIENCE, "other"],
                 "exp": now + 300, "iat": now, "scope": "files:read tools:call" })
     }
 }
 
-fn sign(key: &SigningKey, claims: &Value) -> String {
+pub fn sign(key: &SigningKey, claims: &Value) -> String {
     let mut header = Header::new(Algorithm::ES256);
     header.kid = Some(key.kid.clone());
     header.typ = Some("at+jwt".into());

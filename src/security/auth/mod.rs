@@ -32,16 +32,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use axum::extract::Request;
 use axum::http::{HeaderMap, header};
-use axum::response::Response;
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Rejection;
 use crate::keys;
-use crate::policy::RequestPolicy;
-use crate::security::key_policy::{KeyRules, PolicyBook};
+use crate::security::key_policy::KeyRules;
 pub use crate::security::principal::{KeyId, Principal};
 
 /// What a key holds while it is in force: a token that fires when it is revoked, and its open
@@ -341,35 +338,8 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, Rejection> {
     Ok(token)
 }
 
-/// Policy: a request without a valid key ends here with 401; one with a valid key carries
-/// [`Authenticated`] (the handlers read it from the request, the audit from the response).
-#[derive(Debug, Clone)]
-pub struct RequireKey {
-    pub keys: Arc<KeyRing>,
-    /// Whose rules the request carries on (see [`crate::security::key_policy`]).
-    pub policies: Arc<PolicyBook>,
-}
-
-impl RequestPolicy for RequireKey {
-    type Carry = Authenticated;
-
-    fn before(&self, request: &mut Request) -> Result<Authenticated, Rejection> {
-        let mut authenticated = bearer_token(request.headers()).and_then(|token| {
-            self.keys
-                .authenticate(token)
-                .ok_or(Rejection::InvalidCredentials)
-        })?;
-        if self.policies.is_configured() {
-            authenticated.rules = self.policies.rules_for(&authenticated.principal);
-        }
-        request.extensions_mut().insert(authenticated.clone());
-        Ok(authenticated)
-    }
-
-    fn after(authenticated: Authenticated, response: &mut Response) {
-        response.extensions_mut().insert(authenticated);
-    }
-}
+mod layer;
+pub use layer::RequireCredential;
 
 #[cfg(test)]
 mod tests;

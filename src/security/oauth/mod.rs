@@ -19,6 +19,7 @@
 pub mod fetch;
 pub mod jwks;
 pub mod keys;
+pub mod resource;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use serde::Deserialize;
 
 pub use fetch::{FetchError, Fetcher};
 pub use jwks::{IssuerKeys, JwksSource, KeyMiss};
+pub use resource::ResourceServer;
 
 /// Clock skew allowed on `exp` and `nbf`.
 pub const LEEWAY: u64 = 30;

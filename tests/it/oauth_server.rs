@@ -1,0 +1,215 @@
+//! The server with `--oauth-issuer`: tokens beside keys on `/mcp`, the challenges of its 401s
+//! and 403s, its Protected Resource Metadata, and a caller named by issuer and subject.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use clap::Parser;
+use secure_mcp_server::app::AppState;
+use secure_mcp_server::config::{Cli, Config};
+use serde_json::{Value, json};
+
+use crate::oauth::{Issuer, SigningKey, sign};
+use crate::support::{Harness, KEY, MODERN, Reply};
+
+const METADATA: &str = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
+
+/// A server that accepts `issuer`'s tokens for https://mcp.example.com/mcp, with `extra`.
+fn server(issuer: &Issuer, extra: &[&str]) -> Harness {
+    let mut args = vec![
+        "--oauth-issuer",
+        &issuer.url,
+        "--public-url",
+        "https://mcp.example.com/mcp",
+    ];
+    args.extend_from_slice(extra);
+    Harness::with_args(&args)
+}
+
+/// A 2026 `tools/list` with `authorization` (a whole header value), or none.
+async fn list(h: &Harness, authorization: Option<&str>, uri: &str) -> Reply {
+    let meta = json!({ "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {} });
+    let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta": meta}});
+    let mut b = Request::post(uri)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", MODERN)
+        .header("mcp-method", "tools/list");
+    if let Some(value) = authorization {
+        b = b.header("authorization", value);
+    }
+    h.send(b.body(Body::from(body.to_string())).expect("request"))
+        .await
+}
+
+fn challenge(reply: &Reply) -> String {
+    reply
+        .header("www-authenticate")
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_valid_token_calls_and_a_key_still_does() {
+    let key = SigningKey::new("k1");
+    let issuer = Issuer::start(&[&key]).await;
+    let h = server(&issuer, &[]);
+    let token = sign(&key, &issuer.claims());
+    let reply = list(&h, Some(&format!("Bearer {token}")), "/mcp").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert!(reply.json()["result"]["tools"].is_array());
+    let keyed = list(&h, Some(&format!("Bearer {KEY}")), "/mcp").await;
+    assert_eq!(keyed.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn every_401_points_to_the_metadata_and_says_what_to_fix() {
+    let key = SigningKey::new("k1");
+    let issuer = Issuer::start(&[&key]).await;
+    let h = server(&issuer, &["--oauth-scopes", "mcp:tools"]);
+
+    let none = list(&h, None, "/mcp").await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        challenge(&none),
+        format!("Bearer resource_metadata=\"{METADATA}\", scope=\"mcp:tools\"")
+    );
+
+    let mut claims = issuer.claims();
+    claims["exp"] = json!(jsonwebtoken::get_current_timestamp() - 600);
+    claims["scope"] = json!("mcp:tools");
+    let expired = sign(&key, &claims);
+    let reply = list(&h, Some(&format!("Bearer {expired}")), "/mcp").await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let text = challenge(&reply);
+    assert!(text.contains("error=\"invalid_token\""), "{text}");
+    assert!(
+        text.contains("error_description=\"the token has expired\""),
+        "{text}"
+    );
+    assert!(text.contains(METADATA), "{text}");
+    assert!(!reply.text.contains(&expired) && !text.contains(&expired));
+
+    // A token in the query string is not a credential.
+    let token = sign(&key, &issuer.claims());
+    let query = list(&h, None, &format!("/mcp?access_token={token}")).await;
+    assert_eq!(query.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_token_without_a_required_scope_gets_403_naming_every_scope() {
+    let key = SigningKey::new("k1");
+    let issuer = Issuer::start(&[&key]).await;
+    let h = server(&issuer, &["--oauth-scopes", "mcp:tools,files:read"]);
+    let mut claims = issuer.claims();
+    claims["scope"] = json!("mcp:tools");
+    let reply = list(&h, Some(&format!("Bearer {}", sign(&key, &claims))), "/mcp").await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let text = challenge(&reply);
+    assert!(
+        text.starts_with("Bearer error=\"insufficient_scope\""),
+        "{text}"
+    );
+    assert!(text.contains("scope=\"mcp:tools files:read\""), "{text}");
+    claims["scope"] = json!("files:read other mcp:tools");
+    let reply = list(&h, Some(&format!("Bearer {}", sign(&key, &claims))), "/mcp").await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_metadata_names_the_resource_the_client_used_and_the_issuers() {
+    let key = SigningKey::new("k1");
+    let issuer = Issuer::start(&[&key]).await;
+    let h = server(&issuer, &["--oauth-scopes", "mcp:tools"]);
+    for (path, resource) in [
+        (
+            "/.well-known/oauth-protected-resource/mcp",
+            "https://mcp.example.com/mcp",
+        ),
+        (
+            "/.well-known/oauth-protected-resource",
+            "https://mcp.example.com",
+        ),
+    ] {
+        let reply = h
+            .send(Request::get(path).body(Body::empty()).expect("request"))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+        let doc: Value = reply.json();
+        assert_eq!(doc["resource"], resource);
+        assert_eq!(doc["authorization_servers"], json!([issuer.url]));
+        assert_eq!(doc["scopes_supported"], json!(["mcp:tools"]));
+        assert_eq!(doc["bearer_methods_supported"], json!(["header"]));
+    }
+    // Without --oauth-issuer there is no such document.
+    let plain = Harness::new();
+    let reply = plain
+        .send(
+            Request::get("/.well-known/oauth-protected-resource/mcp")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_session_belongs_to_the_tokens_subject() {
+    let key = SigningKey::new("k1");
+    let issuer = Issuer::start(&[&key]).await;
+    let h = server(&issuer, &[]);
+    let alice = format!("Bearer {}", sign(&key, &issuer.claims()));
+    let mut claims = issuer.claims();
+    claims["sub"] = json!("mallory");
+    let mallory = format!("Bearer {}", sign(&key, &claims));
+    let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name":"it","version":"1"}}});
+    let post = |auth: &str, session: Option<&str>, body: &Value| {
+        let mut b = Request::post("/mcp")
+            .header("authorization", auth)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        if let Some(s) = session {
+            b = b.header("mcp-session-id", s);
+        }
+        b.body(Body::from(body.to_string())).expect("request")
+    };
+    let reply = h.send(post(&alice, None, &init)).await;
+    let session = reply.header("mcp-session-id").expect("session").to_owned();
+    let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"});
+    assert_eq!(
+        h.send(post(&alice, Some(&session), &ping)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        h.send(post(&mallory, Some(&session), &ping)).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn with_keys_off_only_tokens_call() {
+    let key = SigningKey::new("k1");
+    let issuer = Issuer::start(&[&key]).await;
+    let argv = [
+        "secure-mcp-server",
+        "--no-api-keys",
+        "--oauth-issuer",
+        &issuer.url,
+        "--public-url",
+        "https://mcp.example.com/mcp",
+    ];
+    let config = Config::from_cli(Cli::try_parse_from(argv).expect("cli"), None).expect("config");
+    assert!(config.keys.keys.is_empty(), "no key is generated");
+    let state = AppState::from_config(&config).expect("state");
+    let h = Harness::from_state(state);
+    let token = sign(&key, &issuer.claims());
+    assert_eq!(
+        list(&h, Some(&format!("Bearer {token}")), "/mcp")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let keyed = list(&h, Some(&format!("Bearer {KEY}")), "/mcp").await;
+    assert_eq!(keyed.status, StatusCode::UNAUTHORIZED);
+}
