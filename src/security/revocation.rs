@@ -70,6 +70,7 @@ where
     fn call(&mut self, request: Request) -> Self::Future {
         let auth = request.extensions().get::<Authenticated>();
         let grant = auth.map(|a| a.grant.clone());
+        let expires = auth.and_then(|a| a.expires);
         // The key's own cap (a policy's `max_streams`) replaces the server-wide one.
         let max_streams = auth
             .and_then(|a| a.rules.max_streams)
@@ -79,6 +80,7 @@ where
             grant,
             revoked: None,
             max_streams,
+            expires,
         }
     }
 }
@@ -92,6 +94,7 @@ pin_project! {
         #[pin]
         revoked: Option<WaitForCancellationFutureOwned>,
         max_streams: usize,
+        expires: Option<tokio::time::Instant>,
     }
 }
 
@@ -108,7 +111,12 @@ where
         };
         if let Poll::Ready(result) = this.inner.poll(cx) {
             let response = result?;
-            return Poll::Ready(Ok(bind_stream(response, grant, *this.max_streams)));
+            return Poll::Ready(Ok(bind_stream(
+                response,
+                grant,
+                *this.max_streams,
+                *this.expires,
+            )));
         }
         // Set up the watch the first time the handler is pending, inline (no allocation).
         if this.revoked.is_none() {
@@ -129,8 +137,14 @@ fn is_event_stream(response: &Response) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
 }
 
-/// A stream response holds a slot of its key and ends when the key is revoked.
-fn bind_stream(response: Response, grant: &Arc<KeyGrant>, max_streams: usize) -> Response {
+/// A stream response holds a slot of its key and ends when the key is revoked, or when the
+/// credential it was opened with expires (a token's `exp`).
+fn bind_stream(
+    response: Response,
+    grant: &Arc<KeyGrant>,
+    max_streams: usize,
+    expires: Option<tokio::time::Instant>,
+) -> Response {
     if !is_event_stream(&response) {
         return response;
     }
@@ -141,10 +155,12 @@ fn bind_stream(response: Response, grant: &Arc<KeyGrant>, max_streams: usize) ->
         return Rejection::StreamLimit.into_response();
     };
     let revoked = Box::pin(grant.revoked().clone().cancelled_owned());
+    let expiry = expires.map(|at| Box::pin(tokio::time::sleep_until(at)));
     response.map(|body| {
         Body::new(KeyBoundBody {
             inner: body,
             revoked,
+            expiry,
             _slot: slot,
         })
     })
@@ -156,6 +172,7 @@ pin_project! {
         #[pin]
         inner: Body,
         revoked: Pin<Box<WaitForCancellationFutureOwned>>,
+        expiry: Option<Pin<Box<tokio::time::Sleep>>>,
         _slot: StreamSlot,
     }
 }
@@ -169,7 +186,12 @@ impl http_body::Body for KeyBoundBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let this = self.project();
-        if this.revoked.as_mut().poll(cx).is_ready() {
+        if this.revoked.as_mut().poll(cx).is_ready()
+            || this
+                .expiry
+                .as_mut()
+                .is_some_and(|at| at.as_mut().poll(cx).is_ready())
+        {
             return Poll::Ready(None);
         }
         this.inner.poll_frame(cx)
@@ -251,6 +273,28 @@ mod tests {
             .await
             .expect("ends within a second");
         assert!(collected.is_ok());
+        assert_eq!(auth.grant.streams(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_opened_with_a_token_ends_when_the_token_expires() {
+        let mut auth = Authenticated::new(KeyId::new("k"));
+        auth.expires = Some(tokio::time::Instant::now() + Duration::from_secs(300));
+        let svc = KeyBoundLayer { max_streams: 8 }.layer(tower::service_fn(|_: Request| async {
+            Ok::<_, Infallible>(stream_response())
+        }));
+        let mut body = svc
+            .oneshot(request(&auth))
+            .await
+            .expect("stream")
+            .into_body();
+        let early = tokio::time::timeout(Duration::from_secs(299), body.frame()).await;
+        assert!(early.is_err(), "still open before the token expires");
+        let ended = tokio::time::timeout(Duration::from_secs(2), body.frame())
+            .await
+            .expect("ends when the token expires");
+        assert!(ended.is_none(), "a clean end");
+        drop(body);
         assert_eq!(auth.grant.streams(), 0);
     }
 

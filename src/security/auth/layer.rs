@@ -112,10 +112,15 @@ impl RequireCredential {
             return Admission::Refused(response);
         }
         let principal = Principal::from(TokenSubject::new(&verified.issuer, &verified.subject));
+        // The token's `exp` on the monotonic clock: its streams end then.
+        let left = verified
+            .expires
+            .saturating_sub(jsonwebtoken::get_current_timestamp());
         Admission::Caller(Authenticated {
             grant: tokens.grant(principal.binding()),
             rules: self.policies.rules_for(&principal),
             principal,
+            expires: Some(tokio::time::Instant::now() + std::time::Duration::from_secs(left)),
         })
     }
 }

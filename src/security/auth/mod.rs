@@ -89,6 +89,9 @@ pub struct Authenticated {
     pub grant: Arc<KeyGrant>,
     /// What the caller may do (see [`crate::security::key_policy`]).
     pub rules: Arc<KeyRules>,
+    /// When the credential stops being valid (a token's `exp`; a key: never). A stream
+    /// opened with it ends then.
+    pub expires: Option<tokio::time::Instant>,
 }
 
 impl Authenticated {
@@ -98,6 +101,7 @@ impl Authenticated {
             principal: principal.into(),
             grant: Arc::default(),
             rules: Arc::new(KeyRules::unrestricted()),
+            expires: None,
         }
     }
 }
@@ -210,6 +214,7 @@ impl ApiKeys {
             principal: Principal::ApiKey(self.ids.get(i)?.clone()),
             grant: self.grants.get(i)?.clone(),
             rules: UNRESTRICTED.with(Arc::clone),
+            expires: None,
         })
     }
 }
