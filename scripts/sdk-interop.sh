@@ -2,7 +2,8 @@
 # Drives servers with the official MCP SDK clients, each authenticating with a Bearer key:
 # - the real binary with the Python SDK client (mcp 2.x), in its default mode (server/discover,
 #   2026-07-28) and in legacy mode (initialize): list tools, read a file, see a sandbox refusal,
-#   list and read a resource;
+#   list and read a resource; and the same with an access token from an identity provider of
+#   its own (scripts/oauth_issuer.py) instead of a key;
 # - the fixtures server (examples/everything) with the Python SDK client in both modes and the
 #   TypeScript SDK client (@modelcontextprotocol/sdk, Streamable HTTP): a tool call with
 #   progress, a resource, a prompt, an elicitation.
@@ -50,6 +51,25 @@ for mode in auto legacy; do
         sdkroot/greeting.txt $'hello from the sandbox\n'
 done
 check "the key stays out of the server log" bash -c '! grep -q -- "$1" "$2"' _ "$key" "$work/server.log"
+
+# The real binary with an identity provider of our own (scripts/oauth_issuer.py): the Python
+# SDK client calls with the provider's access token instead of a key.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$venv/bin/python" scripts/oauth_issuer.py "http://127.0.0.1:$port/mcp" "$work/token" > "$work/issuer.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do grep -q '^issuer ' "$work/issuer.log" && break; sleep 0.1; done
+issuer=$(sed -n 's/^issuer //p' "$work/issuer.log")
+MCP_LOG=debug "$bin" --api-key "$key" --allow-dir "$work/sdkroot" --bind "127.0.0.1:$port" \
+    --oauth-issuer "$issuer" --public-url "http://127.0.0.1:$port/mcp" --oauth-scopes mcp:tools \
+    > "$work/oauth-server.log" 2>&1 &
+pids+=($!)
+listening "$work/oauth-server.log" > /dev/null || { echo "sdk-interop: FAILED: the server with an issuer did not start"; exit 1; }
+token=$(cat "$work/token")
+for mode in auto legacy; do
+    check "python $mode, access token from an identity provider" "$venv/bin/python" scripts/sdk_client.py \
+        "http://127.0.0.1:$port/mcp" "$token" "$mode" sdkroot/greeting.txt $'hello from the sandbox\n'
+done
+check "the token stays out of the server log" bash -c '! grep -q -- "$1" "$2"' _ "$token" "$work/oauth-server.log"
 
 target/debug/examples/everything --api-key "$key" --bind 127.0.0.1:0 > "$work/fixtures.log" 2>&1 &
 pids+=($!)
