@@ -6,12 +6,13 @@
 #   bash bench/instructions.sh [N]      (default 3000; needs valgrind)
 # Also measured: the server with 100 keys (99 in a keys file), without and with a policy entry
 # for each (--policy; the calling key with a tool list and a request budget), so the cost of
-# per-key policy is a figure.
+# per-key policy is a figure; and a caller with an access token (ES256, from
+# examples/token_issuer.rs on loopback) instead of a key, so the cost of a token check is one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-3000}
 command -v valgrind >/dev/null || { echo "instructions: valgrind is not installed"; exit 1; }
-cargo build --release --quiet --bin secure-mcp-server --example baseline
+cargo build --release --quiet --bin secure-mcp-server --example baseline --example token_issuer
 # shellcheck source=../scripts/lib.sh
 . scripts/lib.sh
 key=$(target/release/secure-mcp-server --generate-key | head -n 1)
@@ -25,13 +26,14 @@ pids+=("$first")
 tools_list_result "$(listening "$work/first.log")" "$key" > "$work/tools_list.json"
 kill "$first"; wait "$first" 2>/dev/null || true
 
-measure() { # requests command... → total instructions
+measure() { # requests command... → total instructions (BENCH_CREDENTIAL: another than $key)
     local requests=$1
     shift
+    local credential=${BENCH_CREDENTIAL:-$key}
     valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" "$@" > "$work/log" 2>&1 &
     local pid=$!
     for _ in $(seq 1 200); do grep -q "listening on" "$work/log" && break; sleep 0.1; done
-    if [ "$requests" -gt 0 ]; then python3 bench/pipeline.py 127.0.0.1 "$port" "$requests" list "$key" > /dev/null; fi
+    if [ "$requests" -gt 0 ]; then python3 bench/pipeline.py 127.0.0.1 "$port" "$requests" list "$credential" > /dev/null; fi
     kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
     callgrind_annotate "$work/cg.out" 2>/dev/null | awk '/PROGRAM TOTALS/ && !done {gsub(",", "", $1); print $1; done = 1}'
 }
@@ -62,6 +64,16 @@ keyed=("${server[@]}" --keys-file "$work/keys")
 policy=("${keyed[@]}" --policy "$work/policy.toml")
 k0=$(measure 0 "${keyed[@]}"); k1=$(measure "$n" "${keyed[@]}")
 p0=$(measure 0 "${policy[@]}"); p1=$(measure "$n" "${policy[@]}")
+# The same server accepting an issuer's tokens, called with a token (its first request fetches
+# the issuer's keys, once).
+target/release/examples/token_issuer "http://127.0.0.1:$port/mcp" "$work/token" > "$work/issuer.log" 2>&1 &
+pids+=($!)
+issuer=$(listening "$work/issuer.log")
+token=$(cat "$work/token")
+tokened=("${server[@]}" --oauth-issuer "http://$issuer" --public-url "http://127.0.0.1:$port/mcp")
+t0=$(measure 0 "${tokened[@]}"); t1=$(BENCH_CREDENTIAL=$token measure "$n" "${tokened[@]}")
+awk -v s=$(( (s1 - s0) / n )) -v t=$(( (t1 - t0) / n )) 'BEGIN {
+    printf "with an access token (ES256) instead of the key: %d instructions per tools/list (%+.0f%%, %d for the token check)\n", t, (t - s) / s * 100, t - s }'
 awk -v s=$(( (s1 - s0) / n )) -v a=$(( (a1 - a0) / n )) -v b=$(( (b1 - b0) / n )) -v k=$(( (k1 - k0) / n )) -v p=$(( (p1 - p0) / n )) 'BEGIN {
     printf "instructions per tools/list request: secure-mcp-server %d (audit off: %d, the audit file costs %.1f%%); bare axum baseline sending the same result bytes %d (baseline / server = %.2f)\n", s, a, (s - a) / s * 100, b, b / s
     printf "with 100 keys (99 in a keys file): %d; with a policy entry for each (the caller restricted, with a request budget): %d (%+.1f%% over the same keys without a policy)\n", k, p, (p - k) / k * 100 }'

@@ -309,3 +309,30 @@ async fn an_issuer_that_goes_down_keeps_its_keys_and_one_never_reached_fails_clo
     }
     assert_eq!(cold.fetches(), fetches);
 }
+
+#[tokio::test]
+async fn a_verified_token_is_remembered_by_its_digest_and_a_refused_one_is_not() {
+    let key = SigningKey::new("k1");
+    let issuer = Issuer::start(&[&key]).await;
+    let verifier = issuer.verifier();
+    let token = sign(&key, &issuer.claims());
+    let first = verifier.verify(&token).await.expect("valid");
+    assert_eq!(verifier.verify(&token).await, Ok(first));
+    assert_eq!(
+        verifier.checks(),
+        1,
+        "the second use costs no signature check"
+    );
+    assert_eq!(verifier.remembered(), 1);
+    // Only that exact token: a changed signature is checked, refused, and not remembered.
+    let (signed, _) = token.rsplit_once('.').expect("parts");
+    let forged = format!("{signed}.{}", "A".repeat(86));
+    for _ in 0..2 {
+        assert_eq!(
+            verifier.verify(&forged).await,
+            Err(TokenError::BadSignature)
+        );
+    }
+    assert_eq!(verifier.checks(), 3);
+    assert_eq!(verifier.remembered(), 1);
+}

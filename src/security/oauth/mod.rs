@@ -22,11 +22,13 @@ pub mod keys;
 pub mod resource;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use jsonwebtoken::Validation;
 use reqwest::Url;
 use serde::Deserialize;
+use tokio::time::Instant;
 
 pub use fetch::{FetchError, Fetcher};
 pub use jwks::{IssuerKeys, JwksSource, KeyMiss};
@@ -94,11 +96,26 @@ enum ScopeList {
     Text(String),
 }
 
+/// How long a verified token is remembered (at most: never past its `exp`).
+pub const REMEMBER: Duration = Duration::from_secs(60);
+/// The most tokens remembered at once.
+pub const REMEMBERED: usize = 10_000;
+
 /// The token checks of the module doc, for the configured issuers and audience.
+///
+/// A signature check costs about 800k instructions (ES256; BENCHMARKS.md), twenty requests'
+/// worth, so a verified token is remembered by its SHA-256 for [`REMEMBER`] (never past its
+/// `exp`): a client's next requests with the same token cost a hash and a lookup. Only the
+/// exact token hits; the table holds digests, not tokens, and at most [`REMEMBERED`] of them
+/// (full, it drops what expired, then everything). The price: a token whose signing key the
+/// issuer withdraws is accepted for up to a minute more.
 #[derive(Debug)]
 pub struct TokenVerifier {
     issuers: HashMap<String, Arc<IssuerKeys>>,
     audience: String,
+    remembered: Mutex<HashMap<[u8; 32], (VerifiedToken, Instant)>>,
+    /// Full checks made (signature included), for tests and the figures.
+    checks: std::sync::atomic::AtomicU64,
 }
 
 impl TokenVerifier {
@@ -112,7 +129,48 @@ impl TokenVerifier {
                 (name, keys)
             })
             .collect();
-        Self { issuers, audience }
+        Self {
+            issuers,
+            audience,
+            remembered: Mutex::default(),
+            checks: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Full checks made so far (a remembered token costs none).
+    pub fn checks(&self) -> u64 {
+        self.checks.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Tokens remembered now.
+    pub fn remembered(&self) -> usize {
+        self.remembered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    fn recall(&self, digest: &[u8; 32], now: Instant) -> Option<VerifiedToken> {
+        let table = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
+        table
+            .get(digest)
+            .filter(|(_, until)| *until > now)
+            .map(|(token, _)| token.clone())
+    }
+
+    fn remember(&self, digest: [u8; 32], token: &VerifiedToken, now: Instant) {
+        let left = token
+            .expires
+            .saturating_sub(jsonwebtoken::get_current_timestamp());
+        let until = now + REMEMBER.min(Duration::from_secs(left));
+        let mut table = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
+        if table.len() >= REMEMBERED {
+            table.retain(|_, (_, until)| *until > now);
+            if table.len() >= REMEMBERED {
+                table.clear();
+            }
+        }
+        table.insert(digest, (token.clone(), until));
     }
 
     /// The keys of `issuer`, if it is configured.
@@ -120,8 +178,22 @@ impl TokenVerifier {
         self.issuers.get(issuer.trim_end_matches('/'))
     }
 
-    /// Verifies `token` (see the module doc).
+    /// Verifies `token` (see the module doc), or recalls that it was verified.
     pub async fn verify(&self, token: &str) -> Result<VerifiedToken, TokenError> {
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let now = Instant::now();
+        if let Some(known) = self.recall(&digest, now) {
+            return Ok(known);
+        }
+        self.checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let verified = self.check(token).await?;
+        self.remember(digest, &verified, now);
+        Ok(verified)
+    }
+
+    async fn check(&self, token: &str) -> Result<VerifiedToken, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if let Some(typ) = &header.typ {
             let typ = typ.to_ascii_lowercase();
