@@ -213,3 +213,60 @@ async fn with_keys_off_only_tokens_call() {
     let keyed = list(&h, Some(&format!("Bearer {KEY}")), "/mcp").await;
     assert_eq!(keyed.status, StatusCode::UNAUTHORIZED);
 }
+
+/// The tool names a `tools/list` reply lists.
+fn names(reply: &Reply) -> Vec<String> {
+    reply.json()["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tools: {}", reply.text))
+        .iter()
+        .map(|t| t["name"].as_str().expect("name").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_policy_names_token_subjects_and_what_each_scope_opens() {
+    let key = SigningKey::new("k1");
+    let issuer = Issuer::start(&[&key]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "[subjects.\"{}|restricted\"]\ntools = [\"read_file\", \"list_directory\"]\n\
+             [scopes.\"mcp:files\"]\ntools = [\"read_file\", \"list_*\", \"stat_path\"]\n\
+             [scopes.\"mcp:system\"]\ntools = [\"system_info\"]\n",
+            issuer.url
+        ),
+    )
+    .expect("write");
+    let policy = policy.to_string_lossy().into_owned();
+    let h = server(&issuer, &["--policy", &policy]);
+    let token = |sub: &str, scope: &str| {
+        let mut claims = issuer.claims();
+        claims["sub"] = json!(sub);
+        claims["scope"] = json!(scope);
+        format!("Bearer {}", sign(&key, &claims))
+    };
+    let listed = |auth: String| {
+        let h = &h;
+        async move { names(&list(h, Some(&auth), "/mcp").await) }
+    };
+    // A scope opens its tools; two scopes, both sets.
+    assert_eq!(listed(token("anyone", "mcp:system")).await, ["system_info"]);
+    let mut both = listed(token("anyone", "mcp:files mcp:system other")).await;
+    both.sort();
+    assert_eq!(
+        both,
+        ["list_directory", "read_file", "stat_path", "system_info"]
+    );
+    // No scope the policy knows: no tool.
+    assert!(listed(token("anyone", "other")).await.is_empty());
+    // A subject's entry narrows further: its tools, within its token's scopes.
+    let mut restricted = listed(token("restricted", "mcp:files mcp:system")).await;
+    restricted.sort();
+    assert_eq!(restricted, ["list_directory", "read_file"]);
+    // The keys keep their own rules (no entry: every tool).
+    let keyed = names(&list(&h, Some(&format!("Bearer {KEY}")), "/mcp").await);
+    assert!(keyed.len() >= 5, "{keyed:?}");
+}

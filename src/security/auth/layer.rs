@@ -118,7 +118,7 @@ impl RequireCredential {
             .saturating_sub(jsonwebtoken::get_current_timestamp());
         Admission::Caller(Authenticated {
             grant: tokens.grant(principal.binding()),
-            rules: self.policies.rules_for(&principal),
+            rules: self.policies.rules_for_token(&principal, &verified.scopes),
             principal,
             expires: Some(tokio::time::Instant::now() + std::time::Duration::from_secs(left)),
         })

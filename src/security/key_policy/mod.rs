@@ -156,18 +156,18 @@ impl PolicyBook {
             }
             Err((errors, None)) => {
                 let previous = self.current.load_full();
-                let denied = Arc::new(KeyRules::denied());
-                self.current.store(Arc::new(Policies {
-                    defaults: previous.defaults.clone(),
-                    keys: previous
-                        .keys
-                        .keys()
-                        .map(|id| (id.clone(), denied.clone()))
-                        .collect(),
-                }));
+                self.current
+                    .store(Arc::new(Policies::fail_closed(&previous)));
                 Err(PolicyErrors(errors))
             }
         }
+    }
+
+    /// The rules of a token's caller holding `scopes` now (see [`Policies::rules_for_token`]).
+    pub fn rules_for_token(&self, principal: &Principal, scopes: &[String]) -> Arc<KeyRules> {
+        self.current
+            .load()
+            .rules_for_token(principal.name(), scopes)
     }
 
     /// The rules of `principal` now.

@@ -49,7 +49,14 @@ pub fn run(command: &PolicyCommand) -> Result<String, Vec<String>> {
     for (id, rules) in &policies.keys {
         let _ = writeln!(out, "{id}: {}", describe(rules));
     }
+    for (subject, rules) in &policies.tokens.subjects {
+        let _ = writeln!(out, "token subject {subject}: {}", describe(rules));
+    }
     let _ = writeln!(out, "every other key: {}", describe(&policies.defaults));
+    for (scope, globs) in &policies.tokens.scopes {
+        let tools: Vec<&str> = globs.iter().map(|g| g.as_str()).collect();
+        let _ = writeln!(out, "token scope {scope} opens: {}", tools.join(", "));
+    }
     Ok(out)
 }
 
@@ -125,6 +132,23 @@ mod tests {
         );
         let problems = check(None).expect_err("alice is unknown without the keys file");
         assert_eq!(problems, ["policy: keys.alice: no key has this id"]);
+        std::fs::write(
+            &path,
+            "[subjects.\"https://idp.example|alice\"]\ntools = [\"read_file\"]\n\
+             [scopes.\"mcp:files\"]\ntools = [\"read_file\", \"list_*\"]\n",
+        )
+        .expect("write");
+        assert_eq!(
+            check(None).expect("valid"),
+            "token subject https://idp.example|alice: tools read_file; resources yes\n\
+             every other key: every tool; resources yes\n\
+             token scope mcp:files opens: read_file, list_*\n"
+        );
+        std::fs::write(&path, "[subjects.alice]\n").expect("write");
+        assert_eq!(
+            check(None).expect_err("no issuer"),
+            ["policy: subjects.alice: not an issuer|subject pair"]
+        );
         std::fs::write(
             &path,
             "[keys.cli-1]\nrate_limit = \"often\"\ntools = [\"[\"]\n",

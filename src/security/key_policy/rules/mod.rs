@@ -16,7 +16,17 @@
 //!
 //! [keys.alice.tool_limits]
 //! search_files = "10/60s"          # calls of that tool per window
+//!
+//! [subjects."https://idp.example.com/realms/acme|5f1c…"]   # a token's issuer|subject
+//! tools = ["read_file"]            # the same fields as a key's entry
+//!
+//! [scopes."mcp:files"]             # a token scope, and the tools it opens
+//! tools = ["read_file", "list_*"]
 //! ```
+//! A token's caller takes its subject's entry, or `[defaults]`. When the file has `[scopes.*]`
+//! entries, a token's caller may moreover use only the tools of the scopes its token carries
+//! (none if it carries none of them): the entry says what the caller may do, the token's
+//! scopes what this token was granted.
 //! A key with an entry of its own takes that entry only: `[defaults]` is for the keys without
 //! one, not a base the entries are merged onto (an operator reads one entry to know what a key
 //! may do). A field the entry leaves out takes the built-in default: every tool, resources
@@ -102,6 +112,9 @@ pub struct KeyRules {
     pub max_streams: Option<usize>,
     /// Calls per window of the named tools.
     pub tool_limits: BTreeMap<String, Limit>,
+    /// The tools a token's scopes open (`None`: no such limit); a tool must match both this
+    /// and `tools`.
+    pub scope_tools: Option<Vec<glob::Pattern>>,
     /// The `tools/list` results of these rules, per era, serialised on first use (the rules
     /// are replaced, not changed, on a reload, so the cache goes with them).
     pub tools_list: [OnceLock<Arc<str>>; 2],
@@ -127,14 +140,31 @@ impl KeyRules {
 
     /// Whether the key may see and call the tool `name`.
     pub fn allows_tool(&self, name: &str) -> bool {
-        self.tools
-            .as_ref()
-            .is_none_or(|globs| globs.iter().any(|g| g.matches(name)))
+        let matches = |globs: &Option<Vec<glob::Pattern>>| {
+            globs
+                .as_ref()
+                .is_none_or(|globs| globs.iter().any(|g| g.matches(name)))
+        };
+        matches(&self.tools) && matches(&self.scope_tools)
     }
 
     /// Whether every tool is allowed (the shared `tools/list` result applies).
     pub fn allows_every_tool(&self) -> bool {
-        self.tools.is_none()
+        self.tools.is_none() && self.scope_tools.is_none()
+    }
+
+    /// These rules, with only the tools a token's scopes open (`opened`) on top.
+    pub fn narrowed(&self, opened: Vec<glob::Pattern>) -> Self {
+        Self {
+            tools: self.tools.clone(),
+            resources: self.resources,
+            rate_limit: self.rate_limit.clone(),
+            max_sessions: self.max_sessions,
+            max_streams: self.max_streams,
+            tool_limits: self.tool_limits.clone(),
+            scope_tools: Some(opened),
+            tools_list: Default::default(),
+        }
     }
 }
 
@@ -145,6 +175,16 @@ struct FileShape {
     defaults: Option<EntryShape>,
     #[serde(default)]
     keys: BTreeMap<String, EntryShape>,
+    #[serde(default)]
+    subjects: BTreeMap<String, EntryShape>,
+    #[serde(default)]
+    scopes: BTreeMap<String, ScopeShape>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScopeShape {
+    tools: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -178,6 +218,8 @@ pub enum PolicyError {
     Zero { entry: String, field: &'static str },
     #[error("keys.{0}: no key has this id")]
     UnknownKey(String),
+    #[error("subjects.{0}: not an issuer|subject pair")]
+    BadSubject(String),
 }
 
 /// A parsed policy file: the rules of the keys it names, and of every other key.
@@ -185,7 +227,27 @@ pub enum PolicyError {
 pub struct Policies {
     pub defaults: Arc<KeyRules>,
     pub keys: BTreeMap<String, Arc<KeyRules>>,
+    /// What applies to access tokens' callers.
+    pub tokens: Box<TokenPolicies>,
 }
+
+/// The rules of a token caller under a scope set, by its entry (address) and the scopes.
+type Scoped = std::sync::Mutex<BTreeMap<(usize, Vec<String>), Arc<KeyRules>>>;
+
+/// The part of a policy for access tokens' callers.
+#[derive(Debug, Default)]
+pub struct TokenPolicies {
+    /// Token callers by `issuer|subject`.
+    pub subjects: BTreeMap<String, Arc<KeyRules>>,
+    /// The tools each token scope opens (empty: scopes do not limit tools).
+    pub scopes: BTreeMap<String, Vec<glob::Pattern>>,
+    /// The rules of a token caller under the scopes it holds, made once per entry and scope
+    /// set (and dropped with the policy on a reload).
+    scoped: Scoped,
+}
+
+/// Scope sets whose rules are remembered per policy (beyond, they are made per request).
+const SCOPED: usize = 1024;
 
 impl Policies {
     /// No policy file: every key may do everything.
@@ -193,7 +255,63 @@ impl Policies {
         Self {
             defaults: Arc::new(KeyRules::unrestricted()),
             keys: BTreeMap::new(),
+            tokens: Box::default(),
         }
+    }
+
+    /// What a reload that could not read or parse the file leaves: the defaults of `previous`
+    /// and its scopes, and every key and subject it named denied everything (fail closed).
+    pub fn fail_closed(previous: &Self) -> Self {
+        let denied = Arc::new(KeyRules::denied());
+        Self {
+            defaults: previous.defaults.clone(),
+            keys: previous
+                .keys
+                .keys()
+                .map(|id| (id.clone(), denied.clone()))
+                .collect(),
+            tokens: Box::new(TokenPolicies {
+                subjects: previous
+                    .tokens
+                    .subjects
+                    .keys()
+                    .map(|name| (name.clone(), denied.clone()))
+                    .collect(),
+                scopes: previous.tokens.scopes.clone(),
+                scoped: Scoped::default(),
+            }),
+        }
+    }
+
+    /// The rules of a token's caller named `subject` (`issuer|subject`) holding `scopes`.
+    pub fn rules_for_token(&self, subject: &str, scopes: &[String]) -> Arc<KeyRules> {
+        let tokens = &self.tokens;
+        let base = tokens.subjects.get(subject).unwrap_or(&self.defaults);
+        if tokens.scopes.is_empty() {
+            return base.clone();
+        }
+        let mut held: Vec<String> = scopes
+            .iter()
+            .filter(|s| tokens.scopes.contains_key(*s))
+            .cloned()
+            .collect();
+        held.sort();
+        held.dedup();
+        let key = (Arc::as_ptr(base) as usize, held);
+        let mut scoped = tokens.scoped.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(rules) = scoped.get(&key) {
+            return rules.clone();
+        }
+        let opened = key
+            .1
+            .iter()
+            .flat_map(|s| tokens.scopes[s].iter().cloned())
+            .collect();
+        let rules = Arc::new(base.narrowed(opened));
+        if scoped.len() < SCOPED {
+            scoped.insert(key, rules.clone());
+        }
+        rules
     }
 
     /// The rules of the key named `id`.
@@ -227,6 +345,25 @@ impl Policies {
                     .unwrap_or_else(|()| KeyRules::denied()),
             ),
         };
+        let mut subjects = BTreeMap::new();
+        for (name, entry) in shape.subjects {
+            let label = format!("subjects.{name}");
+            if name
+                .split_once('|')
+                .is_none_or(|(i, s)| i.is_empty() || s.is_empty())
+            {
+                errors.push(PolicyError::BadSubject(name.chars().take(64).collect()));
+            }
+            let rules = rules(&label, entry, store_for)
+                .map_err(|mut e| errors.append(&mut e))
+                .unwrap_or_else(|()| KeyRules::denied());
+            subjects.insert(name, Arc::new(rules));
+        }
+        let mut scopes = BTreeMap::new();
+        for (name, scope) in shape.scopes {
+            let entry = format!("scopes.{name}");
+            scopes.insert(name, globs(&entry, &scope.tools, &mut errors));
+        }
         let mut keys = BTreeMap::new();
         for (id, entry) in shape.keys {
             let name = format!("keys.{id}");
@@ -238,13 +375,37 @@ impl Policies {
                 .unwrap_or_else(|()| KeyRules::denied());
             keys.insert(id, Arc::new(rules));
         }
-        let policies = Self { defaults, keys };
+        let policies = Self {
+            defaults,
+            keys,
+            tokens: Box::new(TokenPolicies {
+                subjects,
+                scopes,
+                scoped: Scoped::default(),
+            }),
+        };
         if errors.is_empty() {
             Ok(policies)
         } else {
             Err((errors, Some(policies)))
         }
     }
+}
+
+/// The globs of `list`; each one that is not a glob is a problem of `entry`.
+fn globs(entry: &str, list: &[String], errors: &mut Vec<PolicyError>) -> Vec<glob::Pattern> {
+    list.iter()
+        .filter_map(|g| {
+            glob::Pattern::new(g)
+                .map_err(|_| {
+                    errors.push(PolicyError::BadGlob {
+                        entry: entry.to_owned(),
+                        pattern: g.chars().take(64).collect(),
+                    });
+                })
+                .ok()
+        })
+        .collect()
 }
 
 /// One entry's rules, or every problem it has.
@@ -265,21 +426,7 @@ fn rules(
         }
         parsed
     };
-    let tools = shape.tools.map(|globs| {
-        globs
-            .iter()
-            .filter_map(|g| {
-                glob::Pattern::new(g)
-                    .map_err(|_| {
-                        errors.push(PolicyError::BadGlob {
-                            entry: entry.to_owned(),
-                            pattern: g.chars().take(64).collect(),
-                        });
-                    })
-                    .ok()
-            })
-            .collect()
-    });
+    let tools = shape.tools.map(|list| globs(entry, &list, &mut errors));
     let rate_limit = shape
         .rate_limit
         .as_deref()
@@ -318,117 +465,10 @@ fn rules(
             .into_iter()
             .map(|(tool, rate)| (tool, limit(rate)))
             .collect(),
+        scope_tools: None,
         tools_list: Default::default(),
     })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(
-        text: &str,
-        known: impl Fn(&str) -> bool,
-    ) -> Result<Policies, (Vec<PolicyError>, Option<Policies>)> {
-        Policies::parse(text, known, &mut standalone_store)
-    }
-
-    const EXAMPLE: &str = r#"
-[defaults]
-rate_limit = "600/60s"
-
-[keys.alice]
-tools = ["read_file", "list_*"]
-resources = true
-rate_limit = "100/60s"
-max_sessions = 10
-max_streams = 4
-
-[keys.alice.tool_limits]
-search_files = "10/60s"
-"#;
-
-    #[test]
-    fn rates_are_a_count_per_window() {
-        let r = |s| Rate::parse(s).map(|r| (r.limit, r.window.as_secs()));
-        assert_eq!(r("600/60s"), Some((600, 60)));
-        assert_eq!(r("10/1m"), Some((10, 60)));
-        assert_eq!(r(" 5 / 2h "), Some((5, 7200)));
-        for bad in [
-            "", "600", "0/60s", "5/0s", "5/60", "5/60d", "x/60s", "5/-1s", "5/s",
-        ] {
-            assert_eq!(r(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn the_documented_example_parses_to_what_it_says() {
-        let p = parse(EXAMPLE, |id| id == "alice").expect("valid");
-        let alice = p.rules_for("alice");
-        assert!(alice.allows_tool("read_file"));
-        assert!(alice.allows_tool("list_directory"));
-        assert!(!alice.allows_tool("search_files"));
-        assert!(!alice.allows_tool("read_file2"));
-        assert_eq!(
-            alice.rate_limit.as_ref().map(|l| l.rate),
-            Rate::parse("100/60s")
-        );
-        assert_eq!((alice.max_sessions, alice.max_streams), (Some(10), Some(4)));
-        assert_eq!(
-            alice.tool_limits["search_files"].rate,
-            Rate::parse("10/60s").expect("rate")
-        );
-        let other = p.rules_for("bob");
-        assert!(other.allows_every_tool() && other.resources);
-        assert_eq!(
-            other.rate_limit.as_ref().map(|l| l.rate),
-            Rate::parse("600/60s")
-        );
-    }
-
-    #[test]
-    fn every_problem_is_named_and_only_bad_entries_fail_closed() {
-        let text = r#"
-[keys.alice]
-tools = ["[oops"]
-rate_limit = "lots"
-max_streams = 0
-
-[keys.bob]
-tools = ["read_file"]
-
-[keys.ghost]
-"#;
-        let (errors, partial) =
-            parse(text, |id| id != "ghost").expect_err("three problems in alice");
-        assert_eq!(errors.len(), 4, "{errors:?}");
-        assert!(errors.contains(&PolicyError::UnknownKey("ghost".into())));
-        let partial = partial.expect("the sound entries");
-        assert!(
-            !partial.rules_for("alice").allows_tool("read_file"),
-            "denied"
-        );
-        assert!(partial.rules_for("bob").allows_tool("read_file"));
-    }
-
-    #[test]
-    fn unknown_fields_and_broken_files_are_refused_without_echoing_values() {
-        for text in [
-            "[keys.alice]\ntool = [\"x\"]\n",
-            "[defaults]\nrate = \"1/1s\"\n",
-            "[keys.alice\n",
-            "secret-looking-value\n",
-        ] {
-            let (errors, _) = parse(text, |_| true).expect_err(text);
-            assert!(matches!(errors[..], [PolicyError::Syntax(_)]), "{text}");
-            assert!(
-                !errors[0].to_string().contains("secret-looking"),
-                "{errors:?}"
-            );
-        }
-        assert!(
-            parse("", |_| true).is_ok(),
-            "an empty file restricts nothing"
-        );
-    }
-}
+mod tests;
