@@ -716,11 +716,7 @@ fn main() -> ExitCode {
             return ExitCode::from(64);
         }
     };
-    let config = match Config::from_cli_with(
-        cli,
-        std::env::var("MCP_API_KEYS").ok(),
-        std::env::var("MCP_REDIS_PASSWORD").ok(),
-    ) {
+    let config = match Config::from_cli_with(cli, |name| std::env::var(name).ok()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("everything: {e}");

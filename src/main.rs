@@ -64,11 +64,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    let config = match Config::from_cli_with(
-        cli,
-        std::env::var("MCP_API_KEYS").ok(),
-        std::env::var("MCP_REDIS_PASSWORD").ok(),
-    ) {
+    let config = match Config::from_cli_with(cli, |name| std::env::var(name).ok()) {
         Ok(config) => config,
         Err(errors) => return refuse(&errors),
     };

@@ -78,6 +78,15 @@ pub struct Cli {
     )]
     pub oauth_scopes: Vec<String>,
 
+    /// The issuer's RFC 7662 introspection endpoint, for opaque (non-JWT) tokens; this server
+    /// authenticates there as --oauth-client-id with the secret in MCP_OAUTH_CLIENT_SECRET.
+    #[arg(long, env = "MCP_OAUTH_INTROSPECTION_URL", value_name = "URL")]
+    pub oauth_introspection_url: Option<String>,
+
+    /// This server's client id at the introspection endpoint.
+    #[arg(long, env = "MCP_OAUTH_CLIENT_ID", value_name = "ID")]
+    pub oauth_client_id: Option<String>,
+
     /// Accept access tokens only: API keys are refused (needs --oauth-issuer).
     #[arg(long, env = "MCP_NO_API_KEYS")]
     pub no_api_keys: bool,

@@ -188,15 +188,20 @@ impl Config {
     /// Validates the command line. `env_keys` is the value of `MCP_API_KEYS`, if set. Every
     /// problem is reported, not only the first.
     pub fn from_cli(cli: Cli, env_keys: Option<String>) -> Result<Self, ConfigErrors> {
-        Self::from_cli_with(cli, env_keys, None)
+        Self::from_cli_with(cli, |name| match name {
+            "MCP_API_KEYS" => env_keys.clone(),
+            _ => None,
+        })
     }
 
-    /// [`Config::from_cli`], with the value of `MCP_REDIS_PASSWORD` too.
+    /// [`Config::from_cli`], with the secrets only the environment gives read through `env`:
+    /// `MCP_API_KEYS`, `MCP_REDIS_PASSWORD` and `MCP_OAUTH_CLIENT_SECRET`.
     pub fn from_cli_with(
         cli: Cli,
-        env_keys: Option<String>,
-        redis_password: Option<String>,
+        env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigErrors> {
+        let env_keys = env("MCP_API_KEYS");
+        let redis_password = env("MCP_REDIS_PASSWORD");
         let mut gather = Gather::default();
         let bind = gather.take(network::bind(&cli.bind).map_err(|e| vec![e]));
         let keys = gather.take(credentials::key_set(
@@ -228,7 +233,7 @@ impl Config {
         }
         let limits = gather.take(limits::Bounds::from_cli(&cli));
         let fleet = gather.take(fleet::options(&cli, redis_password));
-        let oauth = gather.take(oauth::options(&cli));
+        let oauth = gather.take(oauth::options(&cli, env("MCP_OAUTH_CLIENT_SECRET")));
         let (Some(bind), Some(keys), Some(trusted_proxies), Some(allow_origins), Some(hosts)) =
             (bind, keys, trusted_proxies, allow_origins, hosts)
         else {

@@ -28,6 +28,8 @@ pub struct OAuthOptions {
     pub jwks: Option<Url>,
     /// Scopes every token must carry.
     pub scopes: Vec<String>,
+    /// Opaque tokens' introspection, if configured.
+    pub introspection: Option<crate::security::oauth::introspect::IntrospectionClient>,
 }
 
 fn url(flag: &'static str, text: &str, errors: &mut Vec<ConfigError>) -> Option<Url> {
@@ -41,7 +43,10 @@ fn url(flag: &'static str, text: &str, errors: &mut Vec<ConfigError>) -> Option<
 }
 
 /// The settings, if `--oauth-issuer` is given; every problem is reported.
-pub fn options(cli: &Cli) -> Result<Option<OAuthOptions>, Vec<ConfigError>> {
+pub fn options(
+    cli: &Cli,
+    client_secret: Option<String>,
+) -> Result<Option<OAuthOptions>, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let issuers: Vec<&String> = cli.oauth_issuers.iter().filter(|i| !i.is_empty()).collect();
     if issuers.is_empty() {
@@ -97,6 +102,28 @@ pub fn options(cli: &Cli) -> Result<Option<OAuthOptions>, Vec<ConfigError>> {
             "--oauth-scopes: scopes are visible characters without quotes, and not offline_access",
         ));
     }
+    let introspection = match (
+        &cli.oauth_introspection_url,
+        &cli.oauth_client_id,
+        client_secret,
+    ) {
+        (None, None, _) => None,
+        (Some(text), Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => {
+            url("--oauth-introspection-url", text, &mut errors).map(|url| {
+                crate::security::oauth::introspect::IntrospectionClient {
+                    url,
+                    client_id: id.clone(),
+                    client_secret: secret,
+                }
+            })
+        }
+        _ => {
+            errors.push(ConfigError::OAuth(
+                "--oauth-introspection-url needs --oauth-client-id and MCP_OAUTH_CLIENT_SECRET",
+            ));
+            None
+        }
+    };
     match (errors.is_empty(), resource) {
         (true, Some(resource)) => Ok(Some(OAuthOptions {
             audience: cli
@@ -114,6 +141,7 @@ pub fn options(cli: &Cli) -> Result<Option<OAuthOptions>, Vec<ConfigError>> {
             resource,
             jwks,
             scopes,
+            introspection,
         })),
         _ => Err(errors),
     }
@@ -124,17 +152,21 @@ mod tests {
     use super::*;
     use crate::config::test_cli as cli;
 
+    fn options_of(cli: &Cli) -> Result<Option<OAuthOptions>, Vec<ConfigError>> {
+        options(cli, None)
+    }
+
     #[test]
     fn an_issuer_needs_a_public_url_and_https() {
-        assert_eq!(options(&cli(&[])), Ok(None));
-        let errors = options(&cli(&["--oauth-issuer", "http://idp.example"])).expect_err("bad");
+        assert_eq!(options_of(&cli(&[])), Ok(None));
+        let errors = options_of(&cli(&["--oauth-issuer", "http://idp.example"])).expect_err("bad");
         assert!(errors.contains(&ConfigError::OAuthUrl("--oauth-issuer")));
         assert!(
             errors
                 .iter()
                 .any(|e| e.to_string().contains("--public-url"))
         );
-        let ok = options(&cli(&[
+        let ok = options_of(&cli(&[
             "--oauth-issuer",
             "https://idp.example/realms/acme",
             "--public-url",
@@ -146,7 +178,7 @@ mod tests {
         .expect("oauth");
         assert_eq!(ok.audience, "https://mcp.example.com/mcp");
         assert_eq!(ok.scopes, vec!["mcp:tools", "files:read"]);
-        let local = options(&cli(&[
+        let local = options_of(&cli(&[
             "--oauth-issuer",
             "http://127.0.0.1:9000",
             "--public-url",
@@ -157,8 +189,8 @@ mod tests {
 
     #[test]
     fn keys_off_needs_an_issuer_and_no_keys() {
-        assert!(options(&cli(&["--no-api-keys"])).is_err());
-        let errors = options(&cli(&[
+        assert!(options_of(&cli(&["--no-api-keys"])).is_err());
+        let errors = options_of(&cli(&[
             "--no-api-keys",
             "--api-key",
             "k1-Vx9fQ2mZ7pL4wR8tY3nB6cJ0aUe5rSd1hGk",
@@ -173,7 +205,7 @@ mod tests {
 
     #[test]
     fn a_jwks_url_names_one_issuer_and_offline_access_is_never_required() {
-        let errors = options(&cli(&[
+        let errors = options_of(&cli(&[
             "--oauth-issuer",
             "https://a.example,https://b.example",
             "--public-url",

@@ -13,6 +13,7 @@ use crate::mcp::request_state::{StateSealer, read_secret_file};
 use crate::observability::audit::AuditSink;
 use crate::security::auth::{ApiKeys, KeyRing, ReloadError};
 use crate::security::key_policy::PolicyBook;
+use crate::security::oauth::introspect::Introspector;
 use crate::security::oauth::{Fetcher, JwksSource, ResourceServer, TokenVerifier};
 use crate::tls::TlsState;
 
@@ -93,7 +94,12 @@ pub fn open(config: &Config) -> Result<Opened, ConfigErrors> {
                         (url.clone(), source)
                     })
                     .collect();
-                let verifier = TokenVerifier::new(issuers, oauth.audience.clone(), &fetcher);
+                let mut verifier = TokenVerifier::new(issuers, oauth.audience.clone(), &fetcher);
+                if let Some(client) = &oauth.introspection
+                    && let Ok(introspector) = Introspector::new(client.clone())
+                {
+                    verifier = verifier.with_introspection(introspector);
+                }
                 Some(Arc::new(ResourceServer::new(
                     verifier,
                     oauth.resource.clone(),

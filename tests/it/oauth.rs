@@ -46,7 +46,13 @@ struct IssuerState {
     keys: Mutex<Vec<Jwk>>,
     down: AtomicBool,
     jwks_fetches: AtomicU64,
+    /// Opaque tokens the introspection endpoint knows, with their claims.
+    opaque: Mutex<Vec<(String, Value)>>,
+    introspections: AtomicU64,
 }
+
+/// The client this server is at the test issuer's introspection endpoint.
+pub const CLIENT: (&str, &str) = ("mcp-server", "client-secret-Hs5dG1aK9eU7oI3rT6");
 
 /// The test issuer: RFC 8414 metadata and a JWKS on a loopback port.
 pub struct Issuer {
@@ -70,11 +76,50 @@ impl Issuer {
             };
             ([(header::CACHE_CONTROL, "max-age=300")], axum::Json(set)).into_response()
         }
+        async fn introspect(
+            State(s): State<Arc<IssuerState>>,
+            headers: axum::http::HeaderMap,
+            body: String,
+        ) -> axum::response::Response {
+            use base64::Engine;
+            s.introspections.fetch_add(1, Ordering::SeqCst);
+            let expected = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:{}", CLIENT.0, CLIENT.1))
+            );
+            if headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                != Some(&expected)
+            {
+                return StatusCode::UNAUTHORIZED.into_response();
+            }
+            let token = url::form_urlencoded::parse(body.as_bytes())
+                .find(|(k, _)| k == "token")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            let known = s
+                .opaque
+                .lock()
+                .expect("lock")
+                .iter()
+                .find(|(t, _)| *t == token)
+                .map(|(_, c)| c.clone());
+            match known {
+                Some(mut claims) => {
+                    claims["active"] = json!(true);
+                    axum::Json(claims).into_response()
+                }
+                None => axum::Json(json!({ "active": false })).into_response(),
+            }
+        }
         let state = Arc::new(IssuerState::default());
         *state.keys.lock().expect("lock") = keys.iter().map(|k| k.public.clone()).collect();
         let app = Router::new()
             .route("/.well-known/oauth-authorization-server", get(metadata))
             .route("/jwks", get(jwks))
+            .route("/introspect", axum::routing::post(introspect))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -88,6 +133,19 @@ impl Issuer {
 
     fn publish(&self, keys: &[&SigningKey]) {
         *self.state.keys.lock().expect("lock") = keys.iter().map(|k| k.public.clone()).collect();
+    }
+
+    /// Makes the introspection endpoint vouch for `token` with `claims`.
+    pub fn knows_opaque(&self, token: &str, claims: Value) {
+        self.state
+            .opaque
+            .lock()
+            .expect("lock")
+            .push((token.to_owned(), claims));
+    }
+
+    pub fn introspections(&self) -> u64 {
+        self.state.introspections.load(Ordering::SeqCst)
     }
 
     fn fetches(&self) -> u64 {

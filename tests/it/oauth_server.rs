@@ -270,3 +270,95 @@ async fn the_policy_names_token_subjects_and_what_each_scope_opens() {
     let keyed = names(&list(&h, Some(&format!("Bearer {KEY}")), "/mcp").await);
     assert!(keyed.len() >= 5, "{keyed:?}");
 }
+
+/// A server that also introspects opaque tokens at the issuer, as `client` (id, secret).
+fn introspecting(issuer: &Issuer, client: (&str, &str)) -> Harness {
+    let endpoint = format!("{}/introspect", issuer.url);
+    let argv = [
+        "secure-mcp-server",
+        "--api-key",
+        KEY,
+        "--oauth-issuer",
+        &issuer.url,
+        "--public-url",
+        "https://mcp.example.com/mcp",
+        "--oauth-introspection-url",
+        &endpoint,
+        "--oauth-client-id",
+        client.0,
+    ];
+    let secret = client.1.to_owned();
+    let config = Config::from_cli_with(Cli::try_parse_from(argv).expect("cli"), |name| {
+        (name == "MCP_OAUTH_CLIENT_SECRET").then(|| secret.clone())
+    })
+    .expect("config");
+    Harness::from_state(AppState::from_config(&config).expect("state"))
+}
+
+#[tokio::test]
+async fn opaque_tokens_are_introspected_and_the_answer_checked_like_a_jwt() {
+    let key = SigningKey::new("k1");
+    let issuer = Issuer::start(&[&key]).await;
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = |aud: &str| {
+        json!({ "iss": issuer.url, "sub": "svc-7", "aud": aud, "exp": now + 300,
+                "scope": "mcp:tools" })
+    };
+    issuer.knows_opaque(
+        "opaque-good-7Vx9fQ2mZ7pL4wR8",
+        claims("https://mcp.example.com/mcp"),
+    );
+    issuer.knows_opaque(
+        "opaque-other-Hs5dG1aK9eU7oI3r",
+        claims("https://elsewhere.example"),
+    );
+    let h = introspecting(&issuer, crate::oauth::CLIENT);
+
+    let good = list(&h, Some("Bearer opaque-good-7Vx9fQ2mZ7pL4wR8"), "/mcp").await;
+    assert_eq!(good.status, StatusCode::OK, "{}", good.text);
+    let again = list(&h, Some("Bearer opaque-good-7Vx9fQ2mZ7pL4wR8"), "/mcp").await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(
+        issuer.introspections(),
+        1,
+        "an accepted answer is remembered"
+    );
+
+    for (token, says) in [
+        ("opaque-unknown-Nq4vC8bM2lF6jD0s", "not active"),
+        ("opaque-other-Hs5dG1aK9eU7oI3r", "not meant for this server"),
+    ] {
+        let reply = list(&h, Some(&format!("Bearer {token}")), "/mcp").await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{token}");
+        assert!(challenge(&reply).contains(says), "{}", challenge(&reply));
+    }
+    // A key is still a key, and is never sent to the endpoint.
+    let before = issuer.introspections();
+    assert_eq!(
+        list(&h, Some(&format!("Bearer {KEY}")), "/mcp")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(issuer.introspections(), before);
+}
+
+#[tokio::test]
+async fn a_server_the_endpoint_does_not_know_refuses_opaque_tokens() {
+    let key = SigningKey::new("k1");
+    let issuer = Issuer::start(&[&key]).await;
+    let now = jsonwebtoken::get_current_timestamp();
+    issuer.knows_opaque(
+        "opaque-good-7Vx9fQ2mZ7pL4wR8",
+        json!({ "iss": issuer.url, "sub": "svc-7", "aud": "https://mcp.example.com/mcp",
+                "exp": now + 300 }),
+    );
+    let h = introspecting(&issuer, ("mcp-server", "a-wrong-secret-Zq81xUvBn4"));
+    let reply = list(&h, Some("Bearer opaque-good-7Vx9fQ2mZ7pL4wR8"), "/mcp").await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        challenge(&reply).contains("cannot be reached"),
+        "{}",
+        challenge(&reply)
+    );
+}

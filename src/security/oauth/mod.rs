@@ -17,6 +17,7 @@
 //! ([`TokenError`]) without echoing any of it.
 
 pub mod fetch;
+pub mod introspect;
 pub mod jwks;
 pub mod keys;
 pub mod resource;
@@ -62,6 +63,8 @@ pub enum TokenError {
     NotAnAccessToken,
     #[error("the token lacks a required claim (exp, sub, aud or iss)")]
     MissingClaim,
+    #[error("the token is not active (revoked, expired or unknown to its issuer)")]
+    Inactive,
 }
 
 /// What a verified token says about its caller.
@@ -98,6 +101,8 @@ enum ScopeList {
 
 /// How long a verified token is remembered (at most: never past its `exp`).
 pub const REMEMBER: Duration = Duration::from_secs(60);
+/// How long an introspected token is remembered (shorter: it may be revoked at the issuer).
+pub const REMEMBER_INTROSPECTED: Duration = Duration::from_secs(30);
 /// The most tokens remembered at once.
 pub const REMEMBERED: usize = 10_000;
 
@@ -114,6 +119,8 @@ pub struct TokenVerifier {
     issuers: HashMap<String, Arc<IssuerKeys>>,
     audience: String,
     remembered: Mutex<HashMap<[u8; 32], (VerifiedToken, Instant)>>,
+    /// Opaque tokens' checks (`--oauth-introspection-url`), if configured.
+    introspector: Option<introspect::Introspector>,
     /// Full checks made (signature included), for tests and the figures.
     checks: std::sync::atomic::AtomicU64,
 }
@@ -133,8 +140,21 @@ impl TokenVerifier {
             issuers,
             audience,
             remembered: Mutex::default(),
+            introspector: None,
             checks: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Opaque tokens are checked with `introspector` too.
+    pub fn with_introspection(mut self, introspector: introspect::Introspector) -> Self {
+        self.introspector = Some(introspector);
+        self
+    }
+
+    /// Whether `token` is worth checking: a JWT's shape, or anything in the Bearer syntax
+    /// when opaque tokens are introspected.
+    pub fn accepts(&self, token: &str) -> bool {
+        looks_like_jwt(token) || self.introspector.is_some()
     }
 
     /// Full checks made so far (a remembered token costs none).
@@ -158,11 +178,11 @@ impl TokenVerifier {
             .map(|(token, _)| token.clone())
     }
 
-    fn remember(&self, digest: [u8; 32], token: &VerifiedToken, now: Instant) {
+    fn remember(&self, digest: [u8; 32], token: &VerifiedToken, now: Instant, most: Duration) {
         let left = token
             .expires
             .saturating_sub(jsonwebtoken::get_current_timestamp());
-        let until = now + REMEMBER.min(Duration::from_secs(left));
+        let until = now + most.min(Duration::from_secs(left));
         let mut table = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
         if table.len() >= REMEMBERED {
             table.retain(|_, (_, until)| *until > now);
@@ -188,8 +208,15 @@ impl TokenVerifier {
         }
         self.checks
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let verified = self.check(token).await?;
-        self.remember(digest, &verified, now);
+        let (verified, most) = match &self.introspector {
+            Some(introspector) if !looks_like_jwt(token) => {
+                let known = |iss: &str| self.issuers.contains_key(iss.trim_end_matches('/'));
+                let verified = introspector.check(token, known, &self.audience).await?;
+                (verified, REMEMBER_INTROSPECTED)
+            }
+            _ => (self.check(token).await?, REMEMBER),
+        };
+        self.remember(digest, &verified, now, most);
         Ok(verified)
     }
 
@@ -251,6 +278,14 @@ impl TokenVerifier {
             expires,
         })
     }
+}
+
+/// Whether `token` has a JWT's shape (three base64url parts).
+pub fn looks_like_jwt(token: &str) -> bool {
+    token.split('.').count() == 3
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// The refusal for a `jsonwebtoken` error.
