@@ -192,18 +192,27 @@ const ROOT_METADATA: &str = "/.well-known/oauth-protected-resource";
 
 /// `GET /.well-known/oauth-protected-resource/<path of /mcp>`.
 async fn resource_metadata(State(state): State<AppState>) -> Response {
-    match &state.tokens {
-        Some(tokens) => axum::Json(tokens.metadata(false)).into_response(),
-        None => Rejection::NotFound.into_response(),
-    }
+    metadata_response(&state, false)
 }
 
 /// `GET /.well-known/oauth-protected-resource`.
 async fn resource_metadata_root(State(state): State<AppState>) -> Response {
-    match &state.tokens {
-        Some(tokens) => axum::Json(tokens.metadata(true)).into_response(),
-        None => Rejection::NotFound.into_response(),
-    }
+    metadata_response(&state, true)
+}
+
+/// The metadata document, readable by a browser client of any origin: it is public, carries
+/// no credential, and a client must read it before it has a token (the one `*` this server
+/// sends; `/mcp` keeps its allow-list).
+fn metadata_response(state: &AppState, root: bool) -> Response {
+    let Some(tokens) = &state.tokens else {
+        return Rejection::NotFound.into_response();
+    };
+    let mut response = axum::Json(tokens.metadata(root)).into_response();
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        axum::http::HeaderValue::from_static("*"),
+    );
+    response
 }
 
 async fn health() -> Response {

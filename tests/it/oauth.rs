@@ -226,6 +226,10 @@ async fn every_wrong_claim_is_refused_with_what_to_fix() {
         (without("sub"), TokenError::MissingClaim),
         (without("aud"), TokenError::MissingClaim),
         (spoilt("nonce", json!("n-1")), TokenError::NotAnAccessToken),
+        (
+            spoilt("sub", json!("alice\nforged log line")),
+            TokenError::Malformed,
+        ),
     ] {
         let token = sign(&key, &claims);
         assert_eq!(verifier.verify(&token).await, Err(expected), "{claims}");

@@ -132,9 +132,19 @@ async fn the_metadata_names_the_resource_the_client_used_and_the_issuers() {
         ),
     ] {
         let reply = h
-            .send(Request::get(path).body(Body::empty()).expect("request"))
+            .send(
+                Request::get(path)
+                    .header("origin", "https://inspector.example")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{path}");
+        assert_eq!(
+            reply.header("access-control-allow-origin"),
+            Some("*"),
+            "a browser client of any origin may read it"
+        );
         let doc: Value = reply.json();
         assert_eq!(doc["resource"], resource);
         assert_eq!(doc["authorization_servers"], json!([issuer.url]));

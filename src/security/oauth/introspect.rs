@@ -106,6 +106,9 @@ impl Introspector {
         else {
             return Err(TokenError::MissingClaim);
         };
+        if subject.is_empty() || subject.chars().any(char::is_control) {
+            return Err(TokenError::Malformed);
+        }
         if !issuers(&issuer) {
             return Err(TokenError::UnknownIssuer);
         }

@@ -271,6 +271,10 @@ impl TokenVerifier {
         else {
             return Err(TokenError::MissingClaim);
         };
+        // The subject is shown in logs and the audit: nothing that could break a line.
+        if subject.is_empty() || subject.chars().any(char::is_control) {
+            return Err(TokenError::Malformed);
+        }
         Ok(VerifiedToken {
             issuer,
             subject,
