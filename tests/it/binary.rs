@@ -360,3 +360,57 @@ async fn the_redis_password_comes_from_the_environment_and_is_never_printed() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_issuer_never_reached_refuses_its_tokens_and_says_so_in_the_log() {
+    // A loopback port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a port");
+    let issuer = format!("http://{closed}");
+    let key = "k1-Vx9fQ2mZ7pL4wR8tY3nB6cJ0aUe5rSd1hGk";
+    let mut server = RunningServer::start(
+        &[
+            "--api-key",
+            key,
+            "--oauth-issuer",
+            &issuer,
+            "--public-url",
+            "http://127.0.0.1:8080/mcp",
+        ],
+        &[],
+    );
+    use base64::Engine;
+    let b64 = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let token = format!(
+        "{}.{}.c2lnbmF0dXJl",
+        b64(serde_json::json!({"alg": "ES256", "kid": "k1"})),
+        b64(serde_json::json!({"iss": issuer, "sub": "a", "aud": "x", "exp": 4_000_000_000u64}))
+    );
+    let reply = reqwest::Client::new()
+        .post(server.url())
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(reply.status(), 401);
+    let challenge = reply
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(challenge.contains("cannot be reached"), "{challenge}");
+    server.signal("TERM");
+    server.wait_exit(std::time::Duration::from_secs(10));
+    let log = server.drain_log();
+    assert!(
+        log.contains("issuer keys could not be fetched: tokens of this issuer are refused"),
+        "{log}"
+    );
+    assert!(!log.contains(&token), "the token is never logged");
+}
