@@ -398,3 +398,19 @@ async fn a_verified_token_is_remembered_by_its_digest_and_a_refused_one_is_not()
     assert_eq!(verifier.checks(), 3);
     assert_eq!(verifier.remembered(), 1);
 }
+
+#[tokio::test]
+async fn the_memory_of_verified_tokens_is_bounded() {
+    use secure_mcp_server::security::oauth::REMEMBERED;
+    let key = SigningKey::new("k1");
+    let issuer = Issuer::start(&[&key]).await;
+    let verifier = issuer.verifier();
+    let mut claims = issuer.claims();
+    for i in 0..=REMEMBERED {
+        claims["jti"] = json!(i);
+        assert!(verifier.verify(&sign(&key, &claims)).await.is_ok());
+        assert!(verifier.remembered() <= REMEMBERED);
+    }
+    // Full, it dropped everything and kept the newest one.
+    assert_eq!(verifier.remembered(), 1);
+}
