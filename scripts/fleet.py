@@ -13,8 +13,9 @@ Checks (each a row of the table; any failure exits 1):
   rounds     a three-round 2026 request whose rounds land on three instances completes
   outage     Redis killed under load: no 5xx, no lost request, the fallback counted
   recovery   Redis restarted: every instance back on shared budgets, a client held to 1.1 N
-  instance   one instance killed under load: every request answered, none 5xx, and the
-             session it minted lives on the others
+  instance   one instance stopped (SIGTERM) under load: every request answered, none 5xx;
+             another killed (SIGKILL): at most the requests in flight at that instant fail
+             (never one already answered); the sessions each minted live on the others
 """
 
 import argparse
@@ -315,15 +316,19 @@ backend instances
                  f"again after {took:.1f} s")
         self.check_budget("budget after recovery", "127.0.0.7", WINDOW + 2)
 
-    def check_instance(self):
-        session = self.initialize(self.ports[1])
-        results = self.under_load(lambda: self.stop("i1", signal.SIGKILL))
+    def check_instance(self, i, sig, allowed, label):
+        """Instance `i` stopped by `sig` under load: at most `allowed` requests unanswered or
+        5xx (those in flight at a crash; a graceful stop allows none), and the session it
+        minted lives on the others."""
+        session = self.initialize(self.ports[i])
+        results = self.under_load(lambda: self.stop(f"i{i}", sig))
         bad = sum(1 for s in results if s is None or s >= 500)
-        survives = [self.ping(self.ports[i], session) for i in (0, 2)] if session else []
-        ok = bad == 0 and len(results) > 0 and survives == [200, 200]
-        self.row("instance", ok, f"instance 2 killed (SIGKILL) 2 s into 6 s of load: "
-                 f"{len(results)} requests, {bad} 5xx or unanswered; its session on "
-                 f"instances 1 and 3: {survives}")
+        others = [j for j in range(3) if f"i{j}" in self.procs]
+        survives = [self.ping(self.ports[j], session) for j in others] if session else []
+        ok = bad <= allowed and len(results) > 0 and survives and all(s == 200 for s in survives)
+        self.row(label, ok, f"instance {i + 1} stopped ({sig.name}) 2 s into 6 s of load: "
+                 f"{len(results)} requests, {bad} 5xx or unanswered (at most {allowed}); the "
+                 f"session it minted, on the others: {survives}")
 
     def run(self):
         secret = os.path.join(self.work, "state-secret")
@@ -342,7 +347,10 @@ backend instances
         self.check_rounds()
         self.check_outage()
         self.check_recovery()
-        self.check_instance()
+        # A planned stop drains; a crash may cost the requests in flight at that instant (one
+        # per load worker at most), never an acknowledged one, nor the sessions it minted.
+        self.check_instance(1, signal.SIGTERM, 0, "instance stopped")
+        self.check_instance(2, signal.SIGKILL, 4, "instance crashed")
 
     def table(self):
         print()
