@@ -139,7 +139,7 @@ async fn resources_and_completion_follow_the_resources_rule() {
                     "resourceSubscriptions": ["file:///data/hello.txt"]},
                 "_meta":{"io.modelcontextprotocol/protocolVersion": MODERN,
                     "io.modelcontextprotocol/clientCapabilities":{}}}});
-            let mut request = Request::post("/mcp")
+            let request = Request::post("/mcp")
                 .header("host", "127.0.0.1:8080")
                 .header("authorization", format!("Bearer {key}"))
                 .header("content-type", "application/json")
@@ -148,15 +148,7 @@ async fn resources_and_completion_follow_the_resources_rule() {
                 .header("mcp-method", "subscriptions/listen")
                 .body(Body::from(body.to_string()))
                 .expect("request");
-            request
-                .extensions_mut()
-                .insert(axum::extract::ConnectInfo(SocketAddr::from((
-                    [127, 0, 0, 1],
-                    40000,
-                ))));
-            let response = tower::ServiceExt::oneshot(h.app.clone(), request)
-                .await
-                .expect("infallible");
+            let response = send_unread(h, request).await;
             let mut body = response.into_body().into_data_stream();
             let first = futures_util::StreamExt::next(&mut body)
                 .await
@@ -289,21 +281,7 @@ async fn streams_and_answers_to_the_server_do_not_consume_the_budget() {
         assert_eq!(reply.status, StatusCode::ACCEPTED);
     }
     // a GET that opens the session's stream: one, however long it stays open
-    let mut get = Request::get("/mcp")
-        .header("authorization", format!("Bearer {KEY}"))
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &session)
-        .header("host", "127.0.0.1:8080")
-        .body(Body::empty())
-        .expect("request");
-    get.extensions_mut()
-        .insert(axum::extract::ConnectInfo(SocketAddr::from((
-            [127, 0, 0, 1],
-            40000,
-        ))));
-    let stream = tower::ServiceExt::oneshot(h.app.clone(), get)
-        .await
-        .expect("infallible");
+    let stream = open_stream(&h, KEY, &session).await;
     assert_eq!(stream.status(), StatusCode::OK);
     let ping = json!({"jsonrpc":"2.0","id":5,"method":"ping"});
     let fourth = h.legacy(KEY, Some(&session), ping.clone()).await;
@@ -445,23 +423,29 @@ async fn the_audit_names_the_policy_decision() {
     assert_eq!(event["key_id"], "cli-1");
 }
 
+/// `request` from a loopback client, its response unread (streams stay open).
+async fn send_unread(h: &Harness, mut request: Request<Body>) -> axum::response::Response {
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(SocketAddr::from((
+            [127, 0, 0, 1],
+            40000,
+        ))));
+    tower::ServiceExt::oneshot(h.app.clone(), request)
+        .await
+        .expect("infallible")
+}
+
 /// A GET that opens `session`'s event stream with `key`.
 async fn open_stream(h: &Harness, key: &str, session: &str) -> axum::response::Response {
-    let mut get = Request::get("/mcp")
+    let get = Request::get("/mcp")
         .header("authorization", format!("Bearer {key}"))
         .header("accept", "text/event-stream")
         .header("mcp-session-id", session)
         .header("host", "127.0.0.1:8080")
         .body(Body::empty())
         .expect("request");
-    get.extensions_mut()
-        .insert(axum::extract::ConnectInfo(SocketAddr::from((
-            [127, 0, 0, 1],
-            40000,
-        ))));
-    tower::ServiceExt::oneshot(h.app.clone(), get)
-        .await
-        .expect("infallible")
+    send_unread(h, get).await
 }
 
 #[tokio::test]
