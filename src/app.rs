@@ -19,6 +19,7 @@ use crate::mcp::transport::{self, McpPost};
 use crate::observability::audit::Audit;
 use crate::panic::CatchPanicLayer;
 use crate::policy::PolicyLayer;
+use crate::policy_wait::WaitingPolicyLayer;
 use crate::security::auth::RequireCredential;
 use crate::security::client_ip::ResolveClientIp;
 use crate::security::cors;
@@ -61,12 +62,12 @@ pub fn router(state: AppState, limits: Limits) -> impl HttpService {
         .layer(PolicyLayer(RequireAllowedOrigin(state.origin.clone())))
         // 401 without a valid key or token (403 for a token short of a scope); every later
         // layer reads `Authenticated`.
-        .layer(RequireCredential {
+        .layer(WaitingPolicyLayer(RequireCredential {
             keys: state.keys.clone(),
             api_keys: state.api_keys,
             tokens: state.tokens.clone(),
             policies: state.policies.clone(),
-        })
+        }))
         // A revoked key's requests end (401) and its streams close; the key's stream cap.
         .layer(KeyBoundLayer {
             max_streams: limits.max_streams_per_key,
@@ -133,7 +134,7 @@ pub fn router(state: AppState, limits: Limits) -> impl HttpService {
             limits.request_timeout,
         ))
         // Before CORS and auth: preflights and key guessing are counted and throttled.
-        .layer(EnforceLimits(limiters))
+        .layer(WaitingPolicyLayer(EnforceLimits(limiters)))
         // Answers preflights without credentials; grants only allow-listed origins.
         .layer(cors)
         .service(routes)

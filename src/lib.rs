@@ -26,6 +26,7 @@ pub mod mcp;
 pub mod observability;
 pub mod panic;
 pub mod policy;
+pub mod policy_wait;
 pub mod security;
 pub mod server;
 pub mod state;
