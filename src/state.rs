@@ -13,7 +13,9 @@ use crate::files::resources::FileResources;
 use crate::mcp::dispatch::{McpServer, McpServerBuilder};
 use crate::mcp::resources::Resources;
 use crate::mcp::session::SessionStore;
+use crate::mcp::tasks::{TaskEvent, TaskLimits, TaskStore};
 use crate::observability::Observability;
+use crate::observability::audit::AuditSink;
 use crate::observability::metrics::{Gauges, Metrics};
 use crate::security::auth::KeyRing;
 use crate::security::client_ip::ClientIpResolver;
@@ -36,6 +38,17 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// The task store of `server`: its changes announced where the server's are, its events in
+/// the audit.
+fn task_store(limits: TaskLimits, server: &McpServer, audit: &Arc<AuditSink>) -> Arc<TaskStore> {
+    let audit = audit.clone();
+    Arc::new(TaskStore::new(
+        limits,
+        server.changes().clone(),
+        Some(Arc::new(move |event: &TaskEvent| audit.record_task(event))),
+    ))
+}
+
 /// The parts of the application state.
 #[derive(Clone, Debug)]
 pub struct AppParts {
@@ -45,6 +58,8 @@ pub struct AppParts {
     /// Per-key policy (`--policy`).
     pub policies: Arc<PolicyBook>,
     pub limiters: Limiters,
+    /// 2026-07-28 tasks (tasks extension), kept in this process.
+    pub tasks: Arc<TaskStore>,
     /// The fleet's Redis (`None`: this instance alone).
     pub fleet: Option<crate::fleet::Fleet>,
     /// Whether API keys are accepted (`--no-api-keys` turns them off).
@@ -131,6 +146,8 @@ impl AppState {
         }
         .build();
         let tool_names = server.tool_names();
+        let audit = Arc::new(audit);
+        let tasks = task_store(config.bounds.tasks, &server, &audit);
         let epoch = tokio::time::Instant::now();
         Self(Arc::new(AppParts {
             server,
@@ -167,7 +184,8 @@ impl AppState {
                 config.trusted_proxies.clone(),
                 config.forwarded_header,
             )),
-            observability: Observability::new(Arc::new(audit), Arc::new(Metrics::new(tool_names)))
+            tasks,
+            observability: Observability::new(audit, Arc::new(Metrics::new(tool_names)))
                 .with_summary_window(config.bounds.rate.window),
             shutdown: CancellationToken::new(),
             started: tokio::time::Instant::now(),
@@ -185,6 +203,7 @@ impl AppState {
             Arc::new(Metrics::new(server.tool_names())),
         )
         .with_summary_window(window);
+        parts.tasks = task_store(parts.tasks.limits(), &server, &parts.observability.audit);
         parts.server = server;
         Self(Arc::new(parts))
     }

@@ -139,6 +139,25 @@ pub struct Cli {
     )]
     pub max_sessions_per_key: usize,
 
+    /// How long a 2026-07-28 task and its result are kept, from its creation; unfinished
+    /// work is stopped then.
+    #[arg(
+        long,
+        env = "MCP_TASK_TTL_SECS",
+        default_value_t = 300,
+        value_name = "SECS"
+    )]
+    pub task_ttl_secs: u64,
+
+    /// Most unfinished 2026-07-28 tasks per key (or token subject).
+    #[arg(
+        long,
+        env = "MCP_MAX_TASKS_PER_KEY",
+        default_value_t = 16,
+        value_name = "N"
+    )]
+    pub max_tasks_per_key: usize,
+
     /// Most open event streams (GET /mcp, subscriptions/listen, streamed results) per key.
     #[arg(
         long,

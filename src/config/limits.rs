@@ -1,11 +1,12 @@
-//! The numeric bounds: body size, timeouts, connections, sessions, streams and the two rate
-//! limits. None may be zero (a zero would mean "refuse everything" or "no bound", and neither
-//! is what an operator means).
+//! The numeric bounds: body size, timeouts, connections, sessions, streams, tasks and the two
+//! rate limits. None may be zero (a zero would mean "refuse everything" or "no bound", and
+//! neither is what an operator means).
 
 use std::time::Duration;
 
 use super::ConfigError;
 use super::cli::Cli;
+use crate::mcp::tasks::TaskLimits;
 use crate::security::rate_limit::Policy as RatePolicy;
 
 /// The bounds of a configuration.
@@ -23,6 +24,7 @@ pub struct Bounds {
     pub rate: RatePolicy,
     pub auth_failures: RatePolicy,
     pub shutdown_timeout: Duration,
+    pub tasks: TaskLimits,
 }
 
 impl Bounds {
@@ -42,6 +44,8 @@ impl Bounds {
             ("session-idle-secs", cli.session_idle_secs),
             ("max-sessions", cli.max_sessions as u64),
             ("max-sessions-per-key", cli.max_sessions_per_key as u64),
+            ("task-ttl-secs", cli.task_ttl_secs),
+            ("max-tasks-per-key", cli.max_tasks_per_key as u64),
             ("max-streams-per-key", cli.max_streams_per_key as u64),
             ("max-connections-per-ip", cli.max_connections_per_ip as u64),
         ]
@@ -75,6 +79,13 @@ impl Bounds {
                 ipv6_prefix: cli.rate_limit_ipv6_prefix,
             },
             shutdown_timeout: Duration::from_secs(cli.shutdown_timeout),
+            tasks: TaskLimits {
+                ttl: Duration::from_secs(cli.task_ttl_secs),
+                max_running: cli.max_tasks_per_key,
+                // Room for the finished tasks of the unfinished ones' predecessors.
+                max_kept: cli.max_tasks_per_key.saturating_mul(16),
+                ..TaskLimits::default()
+            },
         })
     }
 }

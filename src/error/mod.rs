@@ -397,6 +397,10 @@ pub enum ToolError {
     /// The caller's per-key limit for this tool is spent.
     #[error("Rate limit for this tool reached; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// The tool failed inside the server (a bug, a panic): a JSON-RPC internal error
+    /// (`-32603`), never an `isError` result; a task ends `failed`.
+    #[error("Internal error")]
+    Internal,
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use super::walk::{
     walk,
 };
 use crate::tools::registry::{
-    Tool, ToolContext, ToolDefinition, ToolError, ToolFuture, ToolOutput, ToolRegistry,
+    TaskSupport, Tool, ToolContext, ToolDefinition, ToolError, ToolFuture, ToolOutput, ToolRegistry,
 };
 
 const DEFAULT_SEARCH_RESULTS: u64 = 100;
@@ -287,6 +287,12 @@ impl Tool for SearchFiles {
         }
     }
 
+    /// A search of a large tree may take long: a 2026-07-28 client that offers tasks gets one
+    /// when the walk outlasts the grace period; cancelling it stops the walk.
+    fn task_support(&self) -> TaskSupport {
+        TaskSupport::Optional
+    }
+
     fn call(&self, args: Map<String, Value>, ctx: ToolContext) -> ToolFuture {
         let sandbox = self.0.clone();
         blocking(move || {
@@ -299,11 +305,12 @@ impl Tool for SearchFiles {
                 Target::Entry(_) => return Err(SandboxError::NotADirectory.into()),
             };
             let mut matches = Vec::new();
+            let cancelled = ctx.cancellation();
             let walk = walk(&sandbox, &starts, |item| {
                 if pattern.matches(&item.name) {
                     matches.push(json!({ "path": item.virtual_path, "type": item.kind }));
                 }
-                matches.len() < max
+                matches.len() < max && !cancelled.is_cancelled()
             });
             Ok(ToolOutput::structured(json!({
                 "matches": matches,
@@ -320,5 +327,45 @@ mod tests {
     #[test]
     fn a_busy_queue_fails_a_tool_with_the_queue_s_own_words() {
         assert_eq!(ToolError::from(Busy).to_string(), Busy.to_string());
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_search_stops_walking() {
+        use crate::mcp::version::Era;
+        use crate::security::principal::KeyId;
+        let dir = tempfile::tempdir().expect("tempdir");
+        for i in 0..50 {
+            std::fs::write(dir.path().join(format!("f{i}.txt")), "x").expect("write");
+        }
+        let sandbox = Arc::new(Sandbox::new(&[dir.path().to_path_buf()]).expect("sandbox"));
+        let root = sandbox.root_entries().next().expect("root").virtual_path;
+        let args: Map<String, Value> =
+            serde_json::from_value(json!({ "path": root, "pattern": "*.txt" })).expect("args");
+        let ctx = ToolContext::detached(Era::Modern, KeyId::new("k"));
+        let found = SearchFiles(sandbox.clone())
+            .call(args.clone(), ctx.clone())
+            .await;
+        let found = found.expect("search");
+        assert_eq!(
+            found.structured.expect("matches")["matches"]
+                .as_array()
+                .map(Vec::len),
+            Some(50)
+        );
+        let token = tokio_util::sync::CancellationToken::new();
+        token.cancel();
+        let cancelled = SearchFiles(sandbox)
+            .call(args, ctx.with_cancellation(token))
+            .await
+            .expect("search")
+            .structured
+            .expect("matches");
+        assert!(
+            cancelled["matches"]
+                .as_array()
+                .is_some_and(|m| m.len() <= 1),
+            "the walk stops at the first entry once cancelled: {cancelled}"
+        );
+        assert_eq!(cancelled["truncated"], true);
     }
 }

@@ -9,11 +9,14 @@
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
+use tokio_util::sync::CancellationToken;
+
 use serde_json::{Map, Value, json};
 
 use crate::error::ToolError;
 use crate::mcp::events::{ChangeHub, EventSink, LogLevel, notification};
 use crate::mcp::session::SessionState;
+use crate::mcp::tasks::{TaskHandle, TaskStore};
 use crate::security::key_policy::{KeyRules, PolicyDecision};
 use crate::security::principal::Principal;
 
@@ -81,6 +84,16 @@ pub fn note_path(note: &NoteCell, path: &str, escape_attempt: bool) {
     note.escape |= escape_attempt;
 }
 
+/// The client capability an input request needs.
+pub fn capability_for(method: &str) -> Option<&'static str> {
+    match method {
+        "sampling/createMessage" => Some("sampling"),
+        "elicitation/create" => Some("elicitation"),
+        "roots/list" => Some("roots"),
+        _ => None,
+    }
+}
+
 /// Who is calling, and how the answer can reach them.
 #[derive(Debug, Clone)]
 pub struct Call {
@@ -94,6 +107,8 @@ pub struct Call {
     pub note: NoteCell,
     /// What the caller may do.
     pub rules: Arc<KeyRules>,
+    /// Where 2026-07-28 tasks are kept (`None`: this request cannot create or see tasks).
+    pub tasks: Option<Arc<TaskStore>>,
 }
 
 /// How long a server-to-client request waits for the client's answer.
@@ -118,8 +133,13 @@ pub struct ToolContext {
     pub changes: ChangeHub,
     /// What the call notes for the audit log.
     pub note: NoteCell,
+    /// 2026-07-28: where this call may become a task (the client declared the extension).
+    pub tasks: Option<Arc<TaskStore>>,
     sink: Option<EventSink>,
     session: Option<Arc<SessionState>>,
+    /// The task this call runs as, if it became one.
+    task: Option<TaskHandle>,
+    cancel: CancellationToken,
 }
 
 impl std::fmt::Debug for ToolContext {
@@ -144,9 +164,41 @@ impl ToolContext {
             state: None,
             changes: ChangeHub::new(),
             note: Default::default(),
+            tasks: None,
             sink: None,
             session: None,
+            task: None,
+            cancel: CancellationToken::new(),
         }
+    }
+
+    /// The context of the call running as `task`: questions to the client go through the
+    /// task (`input_required`), and there is no stream for progress or log messages (the
+    /// tasks extension has none).
+    pub fn into_task(mut self, task: TaskHandle, cancel: CancellationToken) -> Self {
+        self.task = Some(task);
+        self.cancel = cancel;
+        self.sink = None;
+        self.progress_token = None;
+        self.log_level = None;
+        self
+    }
+
+    /// The token that says the call was cancelled (an embedder's own cancellation, tests).
+    pub fn with_cancellation(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    /// Fires when the call is cancelled (a task's `tasks/cancel` or its expiry). Blocking work
+    /// should check it between steps; async work is dropped anyway.
+    pub fn cancellation(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// The id of the task this call runs as, if it became one.
+    pub fn task_id(&self) -> Option<&str> {
+        self.task.as_ref().map(TaskHandle::id)
     }
 
     /// Notes the sandbox path a file tool touched (or tried to), for the audit log.
@@ -201,7 +253,20 @@ impl ToolContext {
 
     /// 2025 era: sends a request to the client on the response stream and waits for its
     /// answer (`sampling/createMessage`, `elicitation/create`, `roots/list`).
+    ///
+    /// In a 2026-07-28 task the question goes through the task (`input_required`, answered
+    /// by `tasks/update`), if the request declared the capability it needs.
     pub async fn ask_client(&self, method: &str, params: Value) -> Result<Value, ToolError> {
+        if let Some(task) = &self.task {
+            let declared = capability_for(method)
+                .is_some_and(|cap| self.client_capabilities.contains_key(cap));
+            if !declared {
+                return Err(ToolError::Failed(
+                    "the client did not declare the capability this question needs",
+                ));
+            }
+            return task.ask(method, params).await;
+        }
         let (Some(session), Some(_)) = (&self.session, &self.sink) else {
             return Err(ToolError::Failed(
                 "the client cannot be asked in this context",

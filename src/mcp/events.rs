@@ -80,6 +80,18 @@ pub enum Change {
     PromptsListChanged,
     ResourcesListChanged,
     ResourceUpdated(String),
+    /// A task changed (2026-07-28 tasks extension): heard only by its owner's listeners.
+    Task(std::sync::Arc<TaskChange>),
+}
+
+/// A task's new state, for `notifications/tasks`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskChange {
+    /// The owner's binding ([`crate::security::principal::Principal::binding`]).
+    pub owner: std::sync::Arc<str>,
+    pub task_id: std::sync::Arc<str>,
+    /// The `DetailedTask`, as `tasks/get` gives it.
+    pub detail: serde_json::Map<String, Value>,
 }
 
 impl Change {
@@ -95,6 +107,9 @@ impl Change {
             }
             Self::ResourceUpdated(uri) => {
                 notification("notifications/resources/updated", json!({ "uri": uri }))
+            }
+            Self::Task(change) => {
+                notification("notifications/tasks", Value::Object(change.detail.clone()))
             }
         }
     }

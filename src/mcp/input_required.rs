@@ -7,28 +7,11 @@
 use serde_json::{Map, Value, json};
 
 use crate::error::RpcError;
-use crate::mcp::context::ToolContext;
+use crate::mcp::context::{ToolContext, capability_for};
 use crate::mcp::request_state::StateSealer;
 use crate::mcp::version::Era;
 
-/// A 2026-07-28 input-required outcome: what to ask the client, and the state to resume from.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct InputRequired {
-    /// `key → {"method": …, "params": …}`.
-    pub requests: Map<String, Value>,
-    /// The tool's own state, sealed before it leaves the server.
-    pub state: Option<String>,
-}
-
-/// The client capability an input request needs.
-fn capability_for(method: &str) -> Option<&'static str> {
-    match method {
-        "sampling/createMessage" => Some("sampling"),
-        "elicitation/create" => Some("elicitation"),
-        "roots/list" => Some("roots"),
-        _ => None,
-    }
-}
+pub use crate::tools::output::InputRequired;
 
 impl InputRequired {
     /// The `InputRequiredResult`, with requests the client cannot answer dropped and the state

@@ -63,6 +63,9 @@ methods! {
     CompletionComplete => "completion/complete",
     LoggingSetLevel => "logging/setLevel",
     SubscriptionsListen => "subscriptions/listen",
+    TasksGet => "tasks/get",
+    TasksUpdate => "tasks/update",
+    TasksCancel => "tasks/cancel",
 }
 
 impl Method {
@@ -85,6 +88,7 @@ impl Method {
         match self {
             Self::ToolsCall | Self::PromptsGet => Some("name"),
             Self::ResourcesRead => Some("uri"),
+            Self::TasksGet | Self::TasksUpdate | Self::TasksCancel => Some("taskId"),
             _ => None,
         }
     }

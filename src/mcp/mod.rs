@@ -12,5 +12,6 @@ pub mod prompts;
 pub mod request_state;
 pub mod resources;
 pub mod session;
+pub mod tasks;
 pub mod transport;
 pub mod version;

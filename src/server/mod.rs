@@ -143,6 +143,7 @@ pub async fn serve_with(
     let gauges = state.clone();
     let mut background = vec![
         state.sessions.spawn_sweeper(),
+        state.tasks.spawn_sweeper(),
         spawn_reloader(state.clone(), extras.tls.clone()),
         state.observability.spawn_summary_flusher(),
         spawn_sampler(state.observability.metrics.clone(), move || gauges.gauges()),

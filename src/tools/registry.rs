@@ -30,13 +30,15 @@ use crate::mcp::headers::{ParamHeader, param_headers};
 use crate::mcp::input_required::resume;
 use crate::mcp::jsonrpc::string_param;
 use crate::mcp::request_state::StateSealer;
+pub use crate::mcp::tasks::TaskSupport;
+use crate::mcp::tasks::{self, Launched};
 use crate::mcp::version::Era;
 
 /// What a tool is handed and how it fails, defined with the request context and the errors;
 /// named here too, because every tool names them.
 pub use crate::error::ToolError;
 pub use crate::mcp::context::ToolContext;
-pub use crate::mcp::input_required::InputRequired;
+pub use crate::tools::output::{InputRequired, ToolFuture, ToolOutput, result};
 
 /// Where the protocol engine finds its tools: the `tools/list` entries, a `tools/call`, and the
 /// `Mcp-Param-*` headers a call must carry. [`ToolRegistry`] is the built-in provider.
@@ -55,6 +57,11 @@ pub trait ToolProvider: Send + Sync + 'static {
 
     /// The `Mcp-Param-*` headers a call of `name` must carry (none for an unknown tool).
     fn param_headers(&self, name: &str) -> &[ParamHeader];
+
+    /// Whether some tool may run as a task (the tasks extension is then advertised).
+    fn offers_tasks(&self) -> bool {
+        false
+    }
 }
 
 /// What a tool declares about itself.
@@ -70,53 +77,16 @@ pub struct ToolDefinition {
     pub requires_client: &'static [&'static str],
 }
 
-/// A successful tool run: content blocks, and optionally structured content; or, in
-/// 2026-07-28, a request for input from the client.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ToolOutput {
-    pub content: Vec<Value>,
-    pub structured: Option<Value>,
-    pub input_required: Option<InputRequired>,
-}
-
-impl ToolOutput {
-    pub fn text(text: impl Into<String>) -> Self {
-        Self::content(vec![json!({ "type": "text", "text": text.into() })])
-    }
-
-    /// Any content blocks.
-    pub fn content(content: Vec<Value>) -> Self {
-        Self {
-            content,
-            ..Self::default()
-        }
-    }
-
-    /// Structured content, with its JSON also as a text block (as MCP recommends).
-    pub fn structured(value: Value) -> Self {
-        Self {
-            content: vec![json!({ "type": "text", "text": value.to_string() })],
-            structured: Some(value),
-            input_required: None,
-        }
-    }
-
-    /// Asks the client for input before the tool can finish (2026-07-28).
-    pub fn input_required(requests: Map<String, Value>, state: Option<String>) -> Self {
-        Self {
-            input_required: Some(InputRequired { requests, state }),
-            ..Self::default()
-        }
-    }
-}
-
-pub type ToolFuture = Pin<Box<dyn Future<Output = Result<ToolOutput, ToolError>> + Send>>;
-
 /// A tool the server offers.
 pub trait Tool: Send + Sync + 'static {
     fn definition(&self) -> ToolDefinition;
     /// Runs the tool with arguments that already passed its input schema.
     fn call(&self, arguments: Map<String, Value>, ctx: ToolContext) -> ToolFuture;
+    /// Whether a 2026-07-28 call may (or must) become a task (tasks extension); by default
+    /// never.
+    fn task_support(&self) -> TaskSupport {
+        TaskSupport::Forbidden
+    }
 }
 
 struct Registered {
@@ -124,6 +94,7 @@ struct Registered {
     validator: jsonschema::Validator,
     requires: &'static [&'static str],
     param_headers: Vec<ParamHeader>,
+    task: TaskSupport,
 }
 
 /// The tools, their compiled schemas, and the prebuilt `tools/list` entries.
@@ -161,6 +132,7 @@ impl ToolRegistry {
     /// found at startup.
     pub fn register(&mut self, tool: impl Tool) -> &mut Self {
         let def = tool.definition();
+        let task = tool.task_support();
         let validator = jsonschema::draft202012::new(&def.input_schema)
             .unwrap_or_else(|e| panic!("input schema of tool {} does not compile: {e}", def.name));
         assert!(
@@ -189,6 +161,7 @@ impl ToolRegistry {
             validator,
             requires: def.requires_client,
             param_headers,
+            task,
         });
         self
     }
@@ -239,6 +212,9 @@ impl ToolRegistry {
             if !missing.is_empty() {
                 return Err(RpcError::MissingCapability(Value::Object(missing)));
             }
+            if registered.task == TaskSupport::Required && ctx.tasks.is_none() {
+                return Err(tasks::missing_extension());
+            }
         }
         let instance = Value::Object(arguments);
         if let Some(violation) = registered.validator.iter_errors(&instance).next() {
@@ -260,7 +236,20 @@ impl ToolRegistry {
         let Value::Object(arguments) = instance else {
             return Err(RpcError::Internal);
         };
-        let outcome = registered.tool.call(arguments, ctx.clone()).await;
+        let support = registered.task;
+        let outcome = match ctx.tasks.clone() {
+            Some(store) if support != TaskSupport::Forbidden => {
+                let (tool, run_ctx, caller) =
+                    (registered.tool.clone(), ctx.clone(), ctx.caller.clone());
+                let start =
+                    move |task, cancel| tool.call(arguments, run_ctx.into_task(task, cancel));
+                match tasks::launch(&store, support, &caller, name, start).await {
+                    Launched::Task(created) => return Ok(created),
+                    Launched::Now(outcome) => outcome,
+                }
+            }
+            _ => registered.tool.call(arguments, ctx.clone()).await,
+        };
         ctx.note
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -275,6 +264,7 @@ impl ToolRegistry {
                     "this tool needs input that only 2026-07-28 clients can give",
                 ))),
             }),
+            Err(ToolError::Internal) => Err(RpcError::Internal),
             other => Ok(result(other)),
         }
     }
@@ -309,22 +299,9 @@ impl ToolProvider for ToolRegistry {
     fn param_headers(&self, name: &str) -> &[ParamHeader] {
         ToolRegistry::param_headers(self, name)
     }
-}
 
-/// The `CallToolResult` for an outcome.
-pub fn result(outcome: Result<ToolOutput, ToolError>) -> Value {
-    match outcome {
-        Ok(output) => {
-            let mut r = json!({ "content": output.content, "isError": false });
-            if let Some(s) = output.structured {
-                r["structuredContent"] = s;
-            }
-            r
-        }
-        Err(e) => json!({
-            "content": [{ "type": "text", "text": e.to_string() }],
-            "isError": true,
-        }),
+    fn offers_tasks(&self) -> bool {
+        self.tools.iter().any(|t| t.task != TaskSupport::Forbidden)
     }
 }
 

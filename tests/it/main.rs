@@ -23,4 +23,5 @@ mod shared_sessions;
 mod socket;
 mod streams;
 mod support;
+mod tasks;
 mod transport;

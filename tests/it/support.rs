@@ -87,6 +87,28 @@ impl Harness {
     }
 
     pub fn with_args(extra: &[&str]) -> Self {
+        Self::configured(extra, |_| {})
+    }
+
+    /// A harness whose configuration `edit` changes after the flags are read (settings no
+    /// flag reaches).
+    pub fn configured(extra: &[&str], edit: impl FnOnce(&mut Config)) -> Self {
+        Self::built(extra, edit, |state| state)
+    }
+
+    /// A harness whose MCP server is `server` (an embedder's own tools), over the same flags.
+    pub fn serving(
+        extra: &[&str],
+        server: std::sync::Arc<secure_mcp_server::mcp::dispatch::McpServer>,
+    ) -> Self {
+        Self::built(extra, |_| {}, |state| state.with_server(server))
+    }
+
+    fn built(
+        extra: &[&str],
+        edit: impl FnOnce(&mut Config),
+        finish: impl FnOnce(AppState) -> AppState,
+    ) -> Self {
         let base = tempfile::tempdir().expect("tempdir");
         let outside = tempfile::tempdir().expect("tempdir");
         let root = base.path().join("data");
@@ -103,9 +125,10 @@ impl Harness {
             &root_arg,
         ];
         argv.extend_from_slice(extra);
-        let config =
+        let mut config =
             Config::from_cli(Cli::try_parse_from(argv).expect("cli"), None).expect("config");
-        let state = AppState::from_config(&config).expect("state");
+        edit(&mut config);
+        let state = finish(AppState::from_config(&config).expect("state"));
         let app = App::new(router(state.clone(), limits(&config)));
         Self {
             app,
@@ -217,6 +240,7 @@ impl Harness {
         let name = params
             .get("name")
             .or_else(|| params.get("uri"))
+            .or_else(|| params.get("taskId"))
             .and_then(Value::as_str)
             .map(str::to_owned);
         let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });

@@ -29,6 +29,7 @@ use crate::mcp::method::Method;
 use crate::mcp::prompts::PromptRegistry;
 use crate::mcp::request_state::StateSealer;
 use crate::mcp::resources::{Resources, cursor_param};
+use crate::mcp::tasks;
 use crate::mcp::version::{Era, ProtocolVersion};
 use crate::security::key_policy::KeyRules;
 use crate::tools::registry::{ToolProvider, ToolRegistry};
@@ -126,6 +127,7 @@ impl McpServerBuilder {
         if !self.resources.is_empty() || !self.prompts.is_empty() {
             capabilities["completions"] = json!({});
         }
+
         let mut server = McpServer {
             tools: self.tools,
             resources: self.resources,
@@ -314,6 +316,9 @@ impl McpServer {
                     .and_then(Value::as_object)
                     .cloned()
                     .unwrap_or_default();
+                if crate::mcp::tasks::declared(&ctx.client_capabilities) {
+                    ctx.tasks = call.tasks.clone();
+                }
                 ctx.log_level = match m.and_then(|m| m.get(META_LOG_LEVEL)) {
                     None => None,
                     Some(v) => Some(
@@ -381,6 +386,18 @@ impl McpServer {
                 )
             }
             (_, Method::ToolsCall) => (self.call_tool(request, &call).await?, None),
+            (Era::Modern, Method::TasksGet | Method::TasksUpdate | Method::TasksCancel) => {
+                let ctx = self.context(request, &call)?;
+                let store = call.tasks.as_deref().filter(|_| self.tools.offers_tasks());
+                let answer = tasks::methods::answer(
+                    store,
+                    &request.method,
+                    params,
+                    &call.caller,
+                    &ctx.client_capabilities,
+                )?;
+                (answer, None)
+            }
             (_, Method::ResourcesList) => {
                 let cursor = cursor_param(params)?;
                 (
@@ -428,10 +445,16 @@ impl McpServer {
         })
     }
 
+    /// The `server/discover` result: the capabilities, and (a 2026-07-28 extension, so not in
+    /// the 2025 `initialize` result) the tasks extension when some tool may run as a task.
     fn discover(&self) -> Value {
+        let mut capabilities = self.capabilities.clone();
+        if self.tools.offers_tasks() {
+            capabilities["extensions"] = json!({ tasks::TASKS_EXTENSION: {} });
+        }
         json!({
             "supportedVersions": ProtocolVersion::supported_strings(),
-            "capabilities": self.capabilities,
+            "capabilities": capabilities,
             "instructions": self.instructions,
         })
     }

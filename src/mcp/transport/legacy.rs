@@ -117,6 +117,7 @@ pub(super) async fn legacy(
                 sink: None,
                 note: NoteCell::default(),
                 rules: auth.rules.clone(),
+                tasks: None,
             };
             run(state, request, call, reply, Some(cancel)).await
         }

@@ -64,7 +64,7 @@ pub(super) async fn modern(
         return rpc_error(Some(&request.id), e, Era::Modern);
     }
     if request.method == Method::SubscriptionsListen {
-        return listen(state, &request, auth.rules.resources);
+        return listen(state, &request, auth);
     }
     if let Some(response) = precomputed(state, &request, Era::Modern, reply, &auth.rules) {
         return response;
@@ -76,6 +76,7 @@ pub(super) async fn modern(
         sink: None,
         note: NoteCell::default(),
         rules: auth.rules.clone(),
+        tasks: Some(state.tasks.clone()),
     };
     run(state, request, call, reply, None).await
 }

@@ -156,6 +156,8 @@ pub struct Filter {
     pub resources: bool,
     /// Resource URIs whose updates are wanted (`None`: look them up in a session).
     pub uris: Option<Vec<String>>,
+    /// The listener's binding and the ids of its tasks it asked about (2026-07-28 tasks).
+    pub tasks: Option<(Arc<str>, Vec<String>)>,
 }
 
 impl Filter {
@@ -169,6 +171,9 @@ impl Filter {
                 (None, Some(s)) => s.is_subscribed(uri),
                 (None, None) => false,
             },
+            Change::Task(task) => self.tasks.as_ref().is_some_and(|(owner, ids)| {
+                *owner == task.owner && ids.iter().any(|id| **id == *task.task_id)
+            }),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The long-lived streams: `subscriptions/listen` (2026-07-28), and a 2025-era session's
 //! standalone `GET /mcp` stream, resumable with `Last-Event-ID`.
 
+use std::sync::Arc;
+
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -18,14 +20,20 @@ use crate::error::{Rejection, RpcError};
 use crate::mcp::events;
 use crate::mcp::headers::{HeaderValueOf, McpHeaders};
 use crate::mcp::jsonrpc::{self, Request};
+use crate::mcp::tasks;
 use crate::mcp::version::{Era, ProtocolVersion};
 use crate::security::auth::Authenticated;
 use crate::state::AppState;
 
+/// The most task ids one `subscriptions/listen` may follow.
+pub const MAX_LISTEN_TASKS: usize = 64;
+
 /// `subscriptions/listen` (2026-07-28): an SSE stream of the changes the client asked for.
-/// `resources`: whether the caller may use resources (its policy); if not, it hears nothing
-/// about them.
-pub(super) fn listen(state: &AppState, request: &Request, resources: bool) -> Response {
+/// A caller whose policy denies resources hears nothing about them; `taskIds` (tasks
+/// extension, declared by this request, else `-32021`) follows the caller's own tasks only:
+/// ids it does not own are left out of the acknowledgement, as unknown ones are.
+pub(super) fn listen(state: &AppState, request: &Request, auth: &Authenticated) -> Response {
+    let resources = auth.rules.resources;
     let server = &state.server;
     let wanted = request
         .params
@@ -34,6 +42,10 @@ pub(super) fn listen(state: &AppState, request: &Request, resources: bool) -> Re
         .cloned()
         .unwrap_or_default();
     let asks = |k: &str| wanted.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let task_ids = match listened_tasks(state, request, &wanted, auth) {
+        Ok(ids) => ids,
+        Err(e) => return rpc_error(Some(&request.id), e, Era::Modern),
+    };
     let lc = server.lists_change();
     let filter = sse::Filter {
         tools: lc && asks("toolsListChanged"),
@@ -53,8 +65,10 @@ pub(super) fn listen(state: &AppState, request: &Request, resources: bool) -> Re
         } else {
             Vec::new()
         }),
+        tasks: (!task_ids.is_empty())
+            .then(|| (Arc::from(auth.principal.binding()), task_ids.clone())),
     };
-    if !lc && !server.supports_subscribe() {
+    if !lc && !server.supports_subscribe() && task_ids.is_empty() {
         return rpc_error(Some(&request.id), RpcError::MethodNotFound, Era::Modern);
     }
     let mut honored = serde_json::Map::new();
@@ -69,6 +83,9 @@ pub(super) fn listen(state: &AppState, request: &Request, resources: bool) -> Re
     }
     if let Some(uris) = filter.uris.as_ref().filter(|u| !u.is_empty()) {
         honored.insert("resourceSubscriptions".into(), serde_json::json!(uris));
+    }
+    if !task_ids.is_empty() {
+        honored.insert("taskIds".into(), serde_json::json!(task_ids));
     }
     let subscription_id = serde_json::to_value(&request.id).unwrap_or(Value::Null);
     let meta = serde_json::json!({ "io.modelcontextprotocol/subscriptionId": subscription_id });
@@ -103,6 +120,34 @@ pub(super) fn listen(state: &AppState, request: &Request, resources: bool) -> Re
         [CancellationToken::new(), state.shutdown.clone()],
         closing,
     )
+}
+
+/// The task ids a listen request asks about that the caller owns (at most
+/// [`MAX_LISTEN_TASKS`]); `-32021` if it names any without declaring the extension.
+fn listened_tasks(
+    state: &AppState,
+    request: &Request,
+    wanted: &serde_json::Map<String, Value>,
+    auth: &Authenticated,
+) -> Result<Vec<String>, RpcError> {
+    let Some(asked) = wanted.get("taskIds").and_then(Value::as_array) else {
+        return Ok(Vec::new());
+    };
+    let capabilities = request
+        .params
+        .get("_meta")
+        .and_then(|m| m.get(crate::mcp::dispatch::META_CAPABILITIES))
+        .and_then(Value::as_object);
+    if !capabilities.is_some_and(tasks::declared) {
+        return Err(tasks::missing_extension());
+    }
+    Ok(asked
+        .iter()
+        .filter_map(Value::as_str)
+        .take(MAX_LISTEN_TASKS)
+        .filter(|id| state.tasks.get(id, &auth.principal).is_some())
+        .map(str::to_owned)
+        .collect())
 }
 
 /// `GET /mcp`: the 2025-era standalone stream of a session (list changes and updates of
@@ -153,6 +198,7 @@ pub async fn get(
         prompts: lc && server.has_prompts(),
         resources: auth.rules.resources && lc && server.has_resources(),
         uris: None,
+        tasks: None,
     };
     let recorder = session.clone();
     let wrap = move |message: Value| {

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::mpsc;
 
-use super::event::AuditEvent;
+use super::event::{AuditEvent, rfc3339};
+use crate::mcp::tasks::TaskEvent;
 use crate::observability::security::Client;
 
 /// Audit events waiting for the writer, at most (about 8 MiB of lines when full).
@@ -203,6 +204,32 @@ impl AuditSink {
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
             .map_or(0, |tx| tx.max_capacity() - tx.capacity())
+    }
+
+    /// Records one task event (2026-07-28 tasks): a line of its own, `"event":"task"`.
+    pub fn record_task(&self, event: &TaskEvent) {
+        if self.to_file {
+            let line = serde_json::json!({
+                "time": rfc3339(std::time::SystemTime::now()).as_str(),
+                "event": "task",
+                "task_event": event.event,
+                "task_id": event.task_id.as_ref(),
+                "key_id": event.principal.as_ref(),
+                "tool": event.tool.as_ref(),
+            });
+            let mut bytes = line.to_string().into_bytes();
+            bytes.push(b'\n');
+            self.write(bytes);
+        } else {
+            tracing::info!(
+                target: "audit",
+                task_event = event.event,
+                task_id = %event.task_id,
+                key_id = %event.principal,
+                tool = ?event.tool,
+                "task"
+            );
+        }
     }
 
     /// Records one event.

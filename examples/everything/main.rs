@@ -5,6 +5,8 @@
 //! Usage: `cargo run --example everything -- [the server's own flags]`, e.g.
 //! `--api-key KEY --rate-limit 100000 --bind 127.0.0.1:0`.
 
+mod tasks;
+
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -751,6 +753,9 @@ fn main() -> ExitCode {
     let served = runtime.block_on(async {
         let mut registry = ToolRegistry::new();
         for tool in tools() {
+            registry.register(tool);
+        }
+        for tool in tasks::tools() {
             registry.register(tool);
         }
         let mut resources = Resources::default();
