@@ -212,6 +212,7 @@ impl AppState {
     pub fn gauges(&self) -> Gauges {
         Gauges {
             sessions: self.sessions.len(),
+            tasks: self.tasks.len(),
             rate_limit_clients: self.limiters.requests.tracked(),
             audit_dropped: self.observability.audit.dropped(),
             fleet: self.fleet.as_ref().map(|f| f.figures()),

@@ -85,6 +85,7 @@ pub struct Metrics {
     security_events: Family<EventLabels, Counter>,
     pub connections_open: Gauge,
     sessions_live: Gauge,
+    tasks_kept: Gauge,
     rate_limit_clients: Gauge,
     audit_dropped: Gauge,
     /// Redis up, round trips, outages, fallback decisions (a fleet's instances only).
@@ -160,6 +161,12 @@ impl Metrics {
             "Live 2025-era sessions",
             sessions_live.clone(),
         );
+        let tasks_kept = Gauge::default();
+        registry.register(
+            "tasks_kept",
+            "2026-07-28 task records held (unfinished and finished, until their TTL)",
+            tasks_kept.clone(),
+        );
         let rate_limit_clients = Gauge::default();
         registry.register(
             "rate_limit_tracked_clients",
@@ -213,6 +220,7 @@ impl Metrics {
             security_events,
             connections_open,
             sessions_live,
+            tasks_kept,
             rate_limit_clients,
             audit_dropped,
             fleet,
@@ -276,6 +284,8 @@ impl Metrics {
     pub fn set_gauges(&self, gauges: Gauges) {
         self.sessions_live
             .set(i64::try_from(gauges.sessions).unwrap_or(i64::MAX));
+        self.tasks_kept
+            .set(i64::try_from(gauges.tasks).unwrap_or(i64::MAX));
         self.rate_limit_clients
             .set(i64::try_from(gauges.rate_limit_clients).unwrap_or(i64::MAX));
         self.audit_dropped
@@ -336,6 +346,8 @@ impl Metrics {
 pub struct Gauges {
     /// Live 2025-era sessions.
     pub sessions: usize,
+    /// Task records held (2026-07-28 tasks).
+    pub tasks: usize,
     /// Clients the request rate limiter tracks.
     pub rate_limit_clients: usize,
     /// Audit events dropped since start.
@@ -377,6 +389,7 @@ pub fn spawn_sampler(
                     cpu_seconds = metrics.cpu_seconds(),
                     connections = metrics.connections_open.get(),
                     sessions = figures.sessions,
+                    tasks = figures.tasks,
                     rate_limit_clients = figures.rate_limit_clients,
                     audit_dropped = figures.audit_dropped,
                     redis_up = figures.fleet.map(|f| f.redis_up),

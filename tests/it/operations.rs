@@ -279,6 +279,7 @@ async fn metrics_count_known_traffic_and_need_a_key() {
     for family in [
         "mcp_rate_limit_tracked_clients",
         "mcp_sessions_live",
+        "mcp_tasks_kept",
         "mcp_process_resident_memory_bytes",
         "mcp_process_cpu_seconds",
         "mcp_audit_dropped_events",

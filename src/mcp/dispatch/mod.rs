@@ -394,6 +394,7 @@ impl McpServer {
                     &request.method,
                     params,
                     &call.caller,
+                    &call.rules,
                     &ctx.client_capabilities,
                 )?;
                 (answer, None)

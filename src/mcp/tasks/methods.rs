@@ -3,7 +3,8 @@
 //! in this order: the request declares the extension (else `-32021`, before any lookup, so an
 //! undeclared client learns nothing about ids), the params have their shape (`-32602`), and
 //! the task exists for this caller (`-32602` "unknown task" alike for an id that never
-//! existed, one that expired and one of another principal).
+//! existed, one that expired, one of another principal, and one of a tool the caller's policy
+//! no longer allows).
 
 use serde_json::{Map, Value, json};
 
@@ -11,6 +12,7 @@ use super::{TaskStore, declared, missing_extension};
 use crate::error::RpcError;
 use crate::mcp::jsonrpc::string_param;
 use crate::mcp::method::Method;
+use crate::security::key_policy::KeyRules;
 use crate::security::principal::Principal;
 
 fn unknown() -> RpcError {
@@ -23,6 +25,7 @@ pub fn answer(
     method: &Method,
     params: &Map<String, Value>,
     caller: &Principal,
+    rules: &KeyRules,
     capabilities: &Map<String, Value>,
 ) -> Result<Value, RpcError> {
     let store = store.ok_or(RpcError::MethodNotFound)?;
@@ -31,7 +34,10 @@ pub fn answer(
     }
     let id = string_param(params, "taskId", "a string 'taskId' is required")?;
     match method {
-        Method::TasksGet => store.get(id, caller).map(Value::Object).ok_or_else(unknown),
+        Method::TasksGet => store
+            .get(id, caller, rules)
+            .map(Value::Object)
+            .ok_or_else(unknown),
         Method::TasksUpdate => {
             let responses = params
                 .get("inputResponses")
@@ -39,11 +45,13 @@ pub fn answer(
                 .ok_or(RpcError::InvalidParams(
                     "an object 'inputResponses' is required".into(),
                 ))?;
-            store.update(id, caller, responses).ok_or_else(unknown)?;
+            store
+                .update(id, caller, rules, responses)
+                .ok_or_else(unknown)?;
             Ok(json!({}))
         }
         Method::TasksCancel => {
-            store.cancel(id, caller).ok_or_else(unknown)?;
+            store.cancel(id, caller, rules).ok_or_else(unknown)?;
             Ok(json!({}))
         }
         _ => Err(RpcError::MethodNotFound),

@@ -29,6 +29,8 @@ pub struct TaskLimits {
     pub max_result_bytes: usize,
     /// Task records in all.
     pub max_tasks: usize,
+    /// Bytes of results kept in all.
+    pub max_total_result_bytes: usize,
     /// How long an `Optional` tool may take and still answer at once (zero: it never does
     /// when the client offers tasks).
     pub grace: Duration,
@@ -43,6 +45,7 @@ impl Default for TaskLimits {
             max_kept: 256,
             max_result_bytes: 8 * 1024 * 1024,
             max_tasks: 10_000,
+            max_total_result_bytes: 256 * 1024 * 1024,
             grace: Duration::from_millis(100),
         }
     }

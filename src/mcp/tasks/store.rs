@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::ToolError;
 use crate::keys::random_token;
 use crate::mcp::events::{Change, ChangeHub, TaskChange};
+use crate::security::key_policy::KeyRules;
 use crate::security::principal::Principal;
 use crate::tools::output::ToolOutput;
 
@@ -33,6 +34,8 @@ struct Usage {
 struct Inner {
     tasks: HashMap<Arc<str>, Record>,
     usage: HashMap<Arc<str>, Usage>,
+    /// Result bytes kept in all.
+    result_bytes: usize,
     order: u64,
 }
 
@@ -209,6 +212,10 @@ impl TaskStore {
             if used + bytes > self.limits.max_result_bytes {
                 self.make_room(inner, &owner, bytes);
             }
+            if inner.result_bytes + bytes > self.limits.max_total_result_bytes {
+                status = Status::Failed(internal_error());
+                message = Some("the server holds too many task results now; retry later");
+            }
         }
         let kept = if matches!(status, Status::Failed(_)) {
             0
@@ -219,6 +226,7 @@ impl TaskStore {
             usage.running = usage.running.saturating_sub(1);
             usage.bytes += kept;
         }
+        inner.result_bytes += kept;
         let Some(record) = inner.tasks.get_mut(id) else {
             return;
         };
@@ -284,6 +292,7 @@ impl TaskStore {
             }
             usage.kept = usage.kept.saturating_sub(1);
             usage.bytes = usage.bytes.saturating_sub(record.result_bytes);
+            inner.result_bytes = inner.result_bytes.saturating_sub(record.result_bytes);
             if usage.kept == 0 {
                 inner.usage.remove(&record.owner);
             }
@@ -396,16 +405,21 @@ impl TaskStore {
         Ok(answered)
     }
 
-    /// The record `id` if `caller` owns it and it is visible (published, not expired).
+    /// The record `id` if `caller` owns it, its rules still allow the tool (a reload may have
+    /// narrowed them), and it is visible (published, not expired).
     fn visible<'a>(
         &self,
         inner: &'a mut Inner,
         id: &str,
         caller: &Principal,
+        rules: &KeyRules,
     ) -> Option<(Arc<str>, &'a mut Record)> {
         let now = Instant::now();
         let (key, record) = inner.tasks.get_key_value(id)?;
-        if !record.published || record.owner.as_ref() != caller.binding() {
+        if !record.published
+            || record.owner.as_ref() != caller.binding()
+            || !rules.allows_tool(&record.tool)
+        {
             return None;
         }
         let key = key.clone();
@@ -417,9 +431,14 @@ impl TaskStore {
     }
 
     /// `tasks/get`: the detailed task, if `caller` owns a live task `id`.
-    pub fn get(&self, id: &str, caller: &Principal) -> Option<Map<String, Value>> {
+    pub fn get(
+        &self,
+        id: &str,
+        caller: &Principal,
+        rules: &KeyRules,
+    ) -> Option<Map<String, Value>> {
         let mut inner = self.lock();
-        let (key, record) = self.visible(&mut inner, id, caller)?;
+        let (key, record) = self.visible(&mut inner, id, caller, rules)?;
         Some(record.detail(&key, &self.limits))
     }
 
@@ -429,10 +448,11 @@ impl TaskStore {
         &self,
         id: &str,
         caller: &Principal,
+        rules: &KeyRules,
         responses: &Map<String, Value>,
     ) -> Option<()> {
         let mut inner = self.lock();
-        let (key, record) = self.visible(&mut inner, id, caller)?;
+        let (key, record) = self.visible(&mut inner, id, caller, rules)?;
         let mut answered = false;
         for (name, response) in responses {
             if let Some(pending) = record.inputs.remove(name) {
@@ -453,9 +473,9 @@ impl TaskStore {
 
     /// `tasks/cancel`: stops an unfinished task; a finished one is left as it is. `None`: no
     /// such task for this caller.
-    pub fn cancel(&self, id: &str, caller: &Principal) -> Option<()> {
+    pub fn cancel(&self, id: &str, caller: &Principal, rules: &KeyRules) -> Option<()> {
         let mut inner = self.lock();
-        let (key, record) = self.visible(&mut inner, id, caller)?;
+        let (key, record) = self.visible(&mut inner, id, caller, rules)?;
         if !record.status.is_terminal() {
             self.end_locked(&mut inner, &key, Status::Cancelled);
         }

@@ -9,8 +9,13 @@ use serde_json::{Map, Value, json};
 use super::*;
 use crate::error::ToolError;
 use crate::mcp::events::ChangeHub;
+use crate::security::key_policy::KeyRules;
 use crate::security::principal::{KeyId, Principal};
 use crate::tools::output::{ToolFuture, ToolOutput};
+
+fn all() -> KeyRules {
+    KeyRules::unrestricted()
+}
 
 fn alice() -> Principal {
     KeyId::for_digest("alice", &[1; 32]).into()
@@ -66,7 +71,7 @@ fn task_id(launched: &Launched) -> String {
 
 async fn until_terminal(store: &TaskStore, id: &str, caller: &Principal) -> Map<String, Value> {
     for _ in 0..1000 {
-        let task = store.get(id, caller).expect("visible");
+        let task = store.get(id, caller, &all()).expect("visible");
         if ["completed", "failed", "cancelled"].contains(&task["status"].as_str().unwrap_or("")) {
             return task;
         }
@@ -80,15 +85,15 @@ async fn a_task_is_unknown_to_every_other_principal_including_a_key_replaced_und
     let store = store();
     let launched = run(&store, &alice(), TaskSupport::Optional, sleeping(5, "done")).await;
     let id = task_id(&launched);
-    assert!(store.get(&id, &alice()).is_some());
+    assert!(store.get(&id, &alice(), &all()).is_some());
     let replaced: Principal = KeyId::for_digest("alice", &[9; 32]).into();
     for other in [bob(), replaced] {
-        assert_eq!(store.get(&id, &other), None, "{other}");
-        assert_eq!(store.update(&id, &other, &Map::new()), None);
-        assert_eq!(store.cancel(&id, &other), None);
+        assert_eq!(store.get(&id, &other, &all()), None, "{other}");
+        assert_eq!(store.update(&id, &other, &all(), &Map::new()), None);
+        assert_eq!(store.cancel(&id, &other, &all()), None);
     }
     assert_eq!(
-        store.get(&id, &alice()).expect("still there")["status"],
+        store.get(&id, &alice(), &all()).expect("still there")["status"],
         "working",
         "another principal's cancel changed nothing"
     );
@@ -127,7 +132,7 @@ async fn an_optional_tool_that_finishes_within_the_grace_period_answers_at_once(
     );
     let required = run(&store, &alice(), TaskSupport::Required, sleeping(0, "r")).await;
     let id = task_id(&required);
-    let task = store.get(&id, &alice()).expect("task");
+    let task = store.get(&id, &alice(), &all()).expect("task");
     assert_eq!(task["status"], "completed");
     assert_eq!(task["result"]["content"][0]["text"], "r");
 }
@@ -161,7 +166,7 @@ async fn cancelling_drops_the_work_and_fires_its_token_and_a_finished_task_stays
     )
     .await;
     let id = task_id(&launched);
-    assert_eq!(store.cancel(&id, &alice()), Some(()));
+    assert_eq!(store.cancel(&id, &alice(), &all()), Some(()));
     tokio::task::yield_now().await;
     assert!(
         dropped.load(Ordering::SeqCst),
@@ -173,15 +178,15 @@ async fn cancelling_drops_the_work_and_fires_its_token_and_a_finished_task_stays
         .clone()
         .expect("token given");
     assert!(token.is_cancelled(), "blocking work sees the token fire");
-    let task = store.get(&id, &alice()).expect("task");
+    let task = store.get(&id, &alice(), &all()).expect("task");
     assert_eq!(task["status"], "cancelled");
-    assert_eq!(store.cancel(&id, &alice()), Some(()), "idempotent");
+    assert_eq!(store.cancel(&id, &alice(), &all()), Some(()), "idempotent");
     let finished = run(&store, &alice(), TaskSupport::Required, sleeping(1, "ok")).await;
     let done = task_id(&finished);
     until_terminal(&store, &done, &alice()).await;
-    store.cancel(&done, &alice());
+    store.cancel(&done, &alice(), &all());
     assert_eq!(
-        store.get(&done, &alice()).expect("task")["status"],
+        store.get(&done, &alice(), &all()).expect("task")["status"],
         "completed"
     );
     let events = events.lock().expect("events").clone();
@@ -206,17 +211,17 @@ async fn results_vanish_at_the_ttl_and_unfinished_work_is_stopped() {
     let slow = task_id(&run(&store, &alice(), TaskSupport::Required, sleeping(3600, "r")).await);
     tokio::time::sleep(Duration::from_secs(59)).await;
     assert_eq!(
-        store.get(&done, &alice()).expect("kept")["status"],
+        store.get(&done, &alice(), &all()).expect("kept")["status"],
         "completed"
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        store.get(&done, &alice()),
+        store.get(&done, &alice(), &all()),
         None,
         "gone at createdAt + ttlMs"
     );
     store.sweep(tokio::time::Instant::now());
-    assert_eq!(store.get(&slow, &alice()), None);
+    assert_eq!(store.get(&slow, &alice(), &all()), None);
     assert!(store.is_empty());
     let expired = events
         .lock()
@@ -244,13 +249,16 @@ async fn unfinished_tasks_per_principal_are_capped_and_finished_ones_make_room()
         other => panic!("the third running task must be refused: {other:?}"),
     }
     task_id(&run(&store, &bob(), TaskSupport::Required, sleeping(3600, "b")).await);
-    store.cancel(&a, &alice());
+    store.cancel(&a, &alice(), &all());
     let c = task_id(&run(&store, &alice(), TaskSupport::Required, sleeping(0, "c")).await);
-    assert_eq!(store.get(&c, &alice()).expect("c")["status"], "completed");
+    assert_eq!(
+        store.get(&c, &alice(), &all()).expect("c")["status"],
+        "completed"
+    );
     // Three kept (a cancelled, b running, c done): the next evicts the oldest finished, a.
     task_id(&run(&store, &alice(), TaskSupport::Required, sleeping(0, "d")).await);
-    assert_eq!(store.get(&a, &alice()), None);
-    assert!(store.get(&c, &alice()).is_some());
+    assert_eq!(store.get(&a, &alice(), &all()), None);
+    assert!(store.get(&c, &alice(), &all()).is_some());
 }
 
 #[tokio::test(start_paused = true)]
@@ -266,19 +274,19 @@ async fn result_bytes_per_principal_are_capped() {
     let second = task_id(&run(&store, &alice(), TaskSupport::Required, big(1_500)).await);
     let third = task_id(&run(&store, &alice(), TaskSupport::Required, big(1_500)).await);
     assert_eq!(
-        store.get(&first, &alice()),
+        store.get(&first, &alice(), &all()),
         None,
         "the oldest result made room"
     );
-    assert!(store.get(&second, &alice()).is_some());
-    assert!(store.get(&third, &alice()).is_some());
+    assert!(store.get(&second, &alice(), &all()).is_some());
+    assert!(store.get(&third, &alice(), &all()).is_some());
     let huge = task_id(&run(&store, &alice(), TaskSupport::Required, big(5_000)).await);
-    let task = store.get(&huge, &alice()).expect("task");
+    let task = store.get(&huge, &alice(), &all()).expect("task");
     assert_eq!(task["status"], "failed");
     assert_eq!(task["error"]["code"], -32603);
     assert!(task.get("result").is_none());
     assert!(
-        store.get(&third, &alice()).is_some(),
+        store.get(&third, &alice(), &all()).is_some(),
         "a result that can never fit evicts nothing"
     );
 }
@@ -297,7 +305,7 @@ async fn questions_are_answered_one_by_one_and_unknown_answers_are_ignored() {
     })
     .await;
     let id = task_id(&launched);
-    let task = store.get(&id, &alice()).expect("task");
+    let task = store.get(&id, &alice(), &all()).expect("task");
     assert_eq!(task["status"], "input_required");
     let keys: Vec<String> = task["inputRequests"]
         .as_object()
@@ -310,12 +318,12 @@ async fn questions_are_answered_one_by_one_and_unknown_answers_are_ignored() {
         [(k.to_owned(), json!({ "v": v }))].into_iter().collect()
     };
     store
-        .update(&id, &alice(), &answers("never-asked", json!(0)))
+        .update(&id, &alice(), &all(), &answers("never-asked", json!(0)))
         .expect("ack");
     store
-        .update(&id, &alice(), &answers(&keys[0], json!(1)))
+        .update(&id, &alice(), &all(), &answers(&keys[0], json!(1)))
         .expect("ack");
-    let task = store.get(&id, &alice()).expect("task");
+    let task = store.get(&id, &alice(), &all()).expect("task");
     assert_eq!(task["status"], "input_required");
     let open: Vec<&String> = task["inputRequests"]
         .as_object()
@@ -324,13 +332,52 @@ async fn questions_are_answered_one_by_one_and_unknown_answers_are_ignored() {
         .collect();
     assert_eq!(open, [&keys[1]], "the answered key is gone");
     store
-        .update(&id, &alice(), &answers(&keys[0], json!(7)))
+        .update(&id, &alice(), &all(), &answers(&keys[0], json!(7)))
         .expect("ignored");
     store
-        .update(&id, &alice(), &answers(&keys[1], json!(2)))
+        .update(&id, &alice(), &all(), &answers(&keys[1], json!(2)))
         .expect("ack");
     let task = until_terminal(&store, &id, &alice()).await;
     assert_eq!(task["result"]["content"][0]["text"], "12");
     let events: Vec<&str> = events.lock().expect("events").iter().map(|e| e.0).collect();
     assert_eq!(events, ["created", "input_requested", "completed"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn result_bytes_in_all_are_capped() {
+    let store = store_with(TaskLimits {
+        max_result_bytes: 4_000,
+        max_total_result_bytes: 5_000,
+        ..TaskLimits::default()
+    })
+    .0;
+    let big = || -> ToolFuture { Box::pin(async { Ok(ToolOutput::text("x".repeat(3_000))) }) };
+    let first = task_id(&run(&store, &alice(), TaskSupport::Required, big()).await);
+    assert_eq!(
+        store.get(&first, &alice(), &all()).expect("a")["status"],
+        "completed"
+    );
+    let second = task_id(&run(&store, &bob(), TaskSupport::Required, big()).await);
+    let task = store.get(&second, &bob(), &all()).expect("b");
+    assert_eq!(
+        task["status"], "failed",
+        "another principal's results fill the server"
+    );
+    assert!(
+        store.get(&first, &alice(), &all()).is_some(),
+        "never evicts another's result"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_of_a_tool_the_callers_policy_no_longer_allows_is_unknown() {
+    let store = store();
+    let id = task_id(&run(&store, &alice(), TaskSupport::Required, sleeping(0, "r")).await);
+    let narrowed = KeyRules {
+        tools: Some(vec![glob::Pattern::new("other_*").expect("glob")]),
+        ..KeyRules::unrestricted()
+    };
+    assert_eq!(store.get(&id, &alice(), &narrowed), None);
+    assert_eq!(store.cancel(&id, &alice(), &narrowed), None);
+    assert!(store.get(&id, &alice(), &all()).is_some());
 }

@@ -145,7 +145,7 @@ fn listened_tasks(
         .iter()
         .filter_map(Value::as_str)
         .take(MAX_LISTEN_TASKS)
-        .filter(|id| state.tasks.get(id, &auth.principal).is_some())
+        .filter(|id| state.tasks.get(id, &auth.principal, &auth.rules).is_some())
         .map(str::to_owned)
         .collect())
 }
