@@ -39,14 +39,23 @@ impl std::ops::Deref for AppState {
 }
 
 /// The task store of `server`: its changes announced where the server's are, its events in
-/// the audit.
-fn task_store(limits: TaskLimits, server: &McpServer, audit: &Arc<AuditSink>) -> Arc<TaskStore> {
+/// the audit; in a fleet, its records shared through Redis.
+fn task_store(
+    limits: TaskLimits,
+    server: &McpServer,
+    audit: &Arc<AuditSink>,
+    fleet: Option<&crate::fleet::Fleet>,
+) -> Arc<TaskStore> {
     let audit = audit.clone();
-    Arc::new(TaskStore::new(
+    let store = Arc::new(TaskStore::new(
         limits,
         server.changes().clone(),
         Some(Arc::new(move |event: &TaskEvent| audit.record_task(event))),
-    ))
+    ));
+    if let Some(fleet) = fleet {
+        crate::fleet::tasks::SharedTasks::attach(fleet, &store);
+    }
+    store
 }
 
 /// The parts of the application state.
@@ -147,7 +156,7 @@ impl AppState {
         .build();
         let tool_names = server.tool_names();
         let audit = Arc::new(audit);
-        let tasks = task_store(config.bounds.tasks, &server, &audit);
+        let tasks = task_store(config.bounds.tasks, &server, &audit, fleet.as_ref());
         let epoch = tokio::time::Instant::now();
         Self(Arc::new(AppParts {
             server,
@@ -203,7 +212,12 @@ impl AppState {
             Arc::new(Metrics::new(server.tool_names())),
         )
         .with_summary_window(window);
-        parts.tasks = task_store(parts.tasks.limits(), &server, &parts.observability.audit);
+        parts.tasks = task_store(
+            parts.tasks.limits(),
+            &server,
+            &parts.observability.audit,
+            parts.fleet.as_ref(),
+        );
         parts.server = server;
         Self(Arc::new(parts))
     }

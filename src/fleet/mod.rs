@@ -6,9 +6,11 @@
 //! ## What Redis holds
 //! Counts per client under `smcp:rl:<budget>:<digest>`, where the digest is an HMAC-SHA256
 //! (truncated to 128 bits) of the client's address or key binding under a key derived from the
-//! fleet's state secret, and session records under `smcp:session:<digest of the session id>`
-//! (the key binding's digest, protocol version, client capabilities, expiry). Never a key, a
-//! token, an address or a session id in clear. The state secret stays in its file: Redis
+//! fleet's state secret, session records under `smcp:session:<digest of the session id>`
+//! (the key binding's digest, protocol version, client capabilities, expiry), and task records
+//! under `smcp:task:<digest of the task id>` ([`tasks`]: the owner's digest, the tool, and the
+//! task's status and result until its TTL). Never a key, a token, an address, a session id or
+//! a task id in clear. The state secret stays in its file: Redis
 //! read access must not be enough to forge a `requestState`.
 //!
 //! ## Decisions recorded here
@@ -23,6 +25,7 @@ pub mod lease;
 pub mod link;
 pub mod script;
 pub mod sessions;
+pub mod tasks;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -20,6 +20,7 @@ mod sandbox;
 mod sessions;
 mod shared_budget;
 mod shared_sessions;
+mod shared_tasks;
 mod socket;
 mod streams;
 mod support;

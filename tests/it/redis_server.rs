@@ -138,6 +138,16 @@ pub fn fleet(
     n: usize,
     extra: &[&str],
 ) -> (Vec<crate::support::Harness>, tempfile::TempDir) {
+    fleet_of(redis, n, extra, crate::support::Harness::with_args)
+}
+
+/// `n` instances sharing `redis`, each made by `make` from the fleet's flags and `extra`.
+pub fn fleet_of(
+    redis: &RedisServer,
+    n: usize,
+    extra: &[&str],
+    make: impl Fn(&[&str]) -> crate::support::Harness,
+) -> (Vec<crate::support::Harness>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let secret = dir.path().join("state-secret");
     std::fs::write(&secret, "Vx9fQ2mZ7pL4wR8tY3nB6cJ0aUe5rSd1hGkq\n").expect("write");
@@ -160,12 +170,7 @@ pub fn fleet(
         &size,
     ];
     args.extend_from_slice(extra);
-    (
-        (0..n)
-            .map(|_| crate::support::Harness::with_args(&args))
-            .collect(),
-        dir,
-    )
+    ((0..n).map(|_| make(&args)).collect(), dir)
 }
 
 /// Waits (15 s at most) until every instance's link to Redis is up again: the probe backs off

@@ -396,7 +396,8 @@ impl McpServer {
                     &call.caller,
                     &call.rules,
                     &ctx.client_capabilities,
-                )?;
+                )
+                .await?;
                 (answer, None)
             }
             (_, Method::ResourcesList) => {

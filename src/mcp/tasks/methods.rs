@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{TaskStore, declared, missing_extension};
+use super::{Forwarded, TaskStore, declared, missing_extension};
 use crate::error::RpcError;
 use crate::mcp::jsonrpc::string_param;
 use crate::mcp::method::Method;
@@ -20,7 +20,7 @@ fn unknown() -> RpcError {
 }
 
 /// Answers a `tasks/*` request; `store` is `None` when the server runs no tool as a task.
-pub fn answer(
+pub async fn answer(
     store: Option<&TaskStore>,
     method: &Method,
     params: &Map<String, Value>,
@@ -35,7 +35,8 @@ pub fn answer(
     let id = string_param(params, "taskId", "a string 'taskId' is required")?;
     match method {
         Method::TasksGet => store
-            .get(id, caller, rules)
+            .get_anywhere(id, caller, rules)
+            .await
             .map(Value::Object)
             .ok_or_else(unknown),
         Method::TasksUpdate => {
@@ -45,13 +46,18 @@ pub fn answer(
                 .ok_or(RpcError::InvalidParams(
                     "an object 'inputResponses' is required".into(),
                 ))?;
+            let what = Forwarded::Update(responses.clone());
             store
-                .update(id, caller, rules, responses)
+                .act_anywhere(id, caller, rules, what)
+                .await
                 .ok_or_else(unknown)?;
             Ok(json!({}))
         }
         Method::TasksCancel => {
-            store.cancel(id, caller, rules).ok_or_else(unknown)?;
+            store
+                .act_anywhere(id, caller, rules, Forwarded::Cancel)
+                .await
+                .ok_or_else(unknown)?;
             Ok(json!({}))
         }
         _ => Err(RpcError::MethodNotFound),

@@ -27,12 +27,16 @@
 //!   blocking work checks (the file search stops walking).
 //! - Every task event (created, input requested, completed, failed, cancelled, expired) goes
 //!   to the audit with the principal, the tool and the task id.
-//! - Tasks live in this process: with a fleet (`--redis-url`) a task is answered only by the
-//!   instance that runs it (the balancer's affinity must keep a client on one instance).
+//! - A task runs in the process that created it. In a fleet (`--redis-url`) its record (with
+//!   its result) is also kept in Redis ([`crate::fleet::tasks`]), so any instance answers
+//!   `tasks/get` and passes `tasks/cancel` and `tasks/update` on to the running one;
+//!   `notifications/tasks` come only from the instance that runs the task.
 
+mod access;
 pub mod methods;
 mod record;
 mod run;
+mod shared;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -43,6 +47,7 @@ use crate::error::RpcError;
 
 pub use record::{TaskAudit, TaskEvent, TaskLimits};
 pub use run::{Launched, TaskHandle, launch};
+pub use shared::{Forwarded, SharedTask, Snapshot, TaskMirror};
 pub use store::TaskStore;
 
 /// The extension's identifier, in `server/discover` and in client capabilities.

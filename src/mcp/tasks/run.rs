@@ -130,7 +130,11 @@ pub async fn launch(
     guard.id = None;
     match store.settle(&id, must_be_task) {
         Some(Settled::Now(outcome)) => Launched::Now(outcome),
-        Some(Settled::Task(created)) => Launched::Task(created),
+        Some(Settled::Task(created)) => {
+            // Durable before it is answered: in a fleet, any instance finds it from now on.
+            store.publish_shared(&id).await;
+            Launched::Task(created)
+        }
         None => Launched::Now(Err(ToolError::Failed("the task ended before it started"))),
     }
 }

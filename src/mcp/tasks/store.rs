@@ -3,7 +3,7 @@
 //! [`crate::mcp::tasks`]). One mutex guards the records; nothing awaits while holding it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value, json};
@@ -14,7 +14,6 @@ use tokio_util::sync::CancellationToken;
 use crate::error::ToolError;
 use crate::keys::random_token;
 use crate::mcp::events::{Change, ChangeHub, TaskChange};
-use crate::security::key_policy::KeyRules;
 use crate::security::principal::Principal;
 use crate::tools::output::ToolOutput;
 
@@ -22,6 +21,7 @@ use super::MAX_PENDING_INPUTS;
 use super::record::{
     Pending, Record, Status, TaskAudit, TaskEvent, TaskLimits, internal_error, status_of,
 };
+use super::shared::{Asker, TaskMirror};
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Usage {
@@ -31,8 +31,8 @@ struct Usage {
 }
 
 #[derive(Default)]
-struct Inner {
-    tasks: HashMap<Arc<str>, Record>,
+pub(super) struct Inner {
+    pub(super) tasks: HashMap<Arc<str>, Record>,
     usage: HashMap<Arc<str>, Usage>,
     /// Result bytes kept in all.
     result_bytes: usize,
@@ -61,9 +61,11 @@ pub(super) enum Settled {
 /// The tasks of this process.
 pub struct TaskStore {
     inner: Mutex<Inner>,
-    limits: TaskLimits,
+    pub(super) limits: TaskLimits,
     changes: ChangeHub,
     audit: Option<TaskAudit>,
+    /// A fleet's shared records (`--redis-url`), told of every change.
+    pub(super) mirror: OnceLock<Arc<dyn TaskMirror>>,
 }
 
 impl std::fmt::Debug for TaskStore {
@@ -82,6 +84,7 @@ impl TaskStore {
             limits,
             changes,
             audit,
+            mirror: OnceLock::new(),
         }
     }
 
@@ -89,7 +92,7 @@ impl TaskStore {
         self.limits
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -113,7 +116,15 @@ impl TaskStore {
         }
     }
 
+    /// Tells the fleet's mirror (if any) that the record `id` changed or went.
+    fn mirror_changed(&self, id: &Arc<str>) {
+        if let Some(mirror) = self.mirror.get() {
+            mirror.changed(id);
+        }
+    }
+
     fn announce(&self, id: &Arc<str>, record: &Record) {
+        self.mirror_changed(id);
         self.changes.announce(Change::Task(Arc::new(TaskChange {
             owner: record.owner.clone(),
             task_id: id.clone(),
@@ -286,6 +297,9 @@ impl TaskStore {
     fn remove_locked(&self, inner: &mut Inner, id: &Arc<str>) -> Option<Record> {
         let record = inner.tasks.remove(id)?;
         record.cancel.cancel();
+        if record.published {
+            self.mirror_changed(id);
+        }
         if let Some(usage) = inner.usage.get_mut(&record.owner) {
             if !record.status.is_terminal() {
                 usage.running = usage.running.saturating_sub(1);
@@ -350,6 +364,7 @@ impl TaskStore {
                 self.report("input_requested", id, record);
             }
         }
+        self.mirror_changed(id);
         let record = &inner.tasks[id];
         let mut created = record.fields(id, &self.limits);
         created.insert("resultType".into(), json!("task"));
@@ -405,20 +420,19 @@ impl TaskStore {
         Ok(answered)
     }
 
-    /// The record `id` if `caller` owns it, its rules still allow the tool (a reload may have
-    /// narrowed them), and it is visible (published, not expired).
+    /// The record `id` if `asker` owns it, its rules (if any) still allow the tool (a reload
+    /// may have narrowed them), and it is visible (published, not expired).
     fn visible<'a>(
         &self,
         inner: &'a mut Inner,
         id: &str,
-        caller: &Principal,
-        rules: &KeyRules,
+        asker: Asker<'_>,
     ) -> Option<(Arc<str>, &'a mut Record)> {
         let now = Instant::now();
         let (key, record) = inner.tasks.get_key_value(id)?;
         if !record.published
-            || record.owner.as_ref() != caller.binding()
-            || !rules.allows_tool(&record.tool)
+            || record.owner.as_ref() != asker.binding
+            || asker.rules.is_some_and(|r| !r.allows_tool(&record.tool))
         {
             return None;
         }
@@ -430,29 +444,21 @@ impl TaskStore {
         inner.tasks.get_mut(id).map(|r| (key, r))
     }
 
-    /// `tasks/get`: the detailed task, if `caller` owns a live task `id`.
-    pub fn get(
-        &self,
-        id: &str,
-        caller: &Principal,
-        rules: &KeyRules,
-    ) -> Option<Map<String, Value>> {
+    /// The detailed task `id`, if `asker` may see it.
+    pub(super) fn get_as(&self, id: &str, asker: Asker<'_>) -> Option<Map<String, Value>> {
         let mut inner = self.lock();
-        let (key, record) = self.visible(&mut inner, id, caller, rules)?;
+        let (key, record) = self.visible(&mut inner, id, asker)?;
         Some(record.detail(&key, &self.limits))
     }
 
-    /// `tasks/update`: answers to open questions; keys not open are ignored. `None`: no such
-    /// task for this caller.
-    pub fn update(
+    pub(super) fn update_as(
         &self,
         id: &str,
-        caller: &Principal,
-        rules: &KeyRules,
+        asker: Asker<'_>,
         responses: &Map<String, Value>,
     ) -> Option<()> {
         let mut inner = self.lock();
-        let (key, record) = self.visible(&mut inner, id, caller, rules)?;
+        let (key, record) = self.visible(&mut inner, id, asker)?;
         let mut answered = false;
         for (name, response) in responses {
             if let Some(pending) = record.inputs.remove(name) {
@@ -471,11 +477,9 @@ impl TaskStore {
         Some(())
     }
 
-    /// `tasks/cancel`: stops an unfinished task; a finished one is left as it is. `None`: no
-    /// such task for this caller.
-    pub fn cancel(&self, id: &str, caller: &Principal, rules: &KeyRules) -> Option<()> {
+    pub(super) fn cancel_as(&self, id: &str, asker: Asker<'_>) -> Option<()> {
         let mut inner = self.lock();
-        let (key, record) = self.visible(&mut inner, id, caller, rules)?;
+        let (key, record) = self.visible(&mut inner, id, asker)?;
         if !record.status.is_terminal() {
             self.end_locked(&mut inner, &key, Status::Cancelled);
         }
