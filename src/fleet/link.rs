@@ -83,6 +83,21 @@ impl RedisLink {
         }
     }
 
+    /// `SET key value PX ms` (one round trip); false if Redis did not answer.
+    pub async fn set_expiring(self: &Arc<Self>, key: String, value: String, ms: u64) -> bool {
+        self.run(|mut c| async move {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("PX")
+                .arg(ms.max(1))
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+        .is_some()
+    }
+
     /// Marks the link down and starts the probe, once per outage.
     fn down(self: &Arc<Self>, why: &str) {
         if self.up.swap(false, Ordering::Relaxed) {

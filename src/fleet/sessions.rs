@@ -105,19 +105,7 @@ impl SharedSessions {
             names.join(",")
         );
         let (key, ms) = (self.key(id), self.idle_ms());
-        self.fleet
-            .link
-            .run(|mut c| async move {
-                redis::cmd("SET")
-                    .arg(key)
-                    .arg(record)
-                    .arg("PX")
-                    .arg(ms)
-                    .query_async::<()>(&mut c)
-                    .await
-            })
-            .await
-            .is_some()
+        self.fleet.link.set_expiring(key, record, ms).await
     }
 
     /// Whether `id` is `caller`'s session, renewing it if so.

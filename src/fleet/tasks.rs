@@ -121,22 +121,8 @@ impl SharedTasks {
             "task": detail,
         })
         .to_string();
-        let ms = u64::try_from(snapshot.remaining.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        self.fleet
-            .link
-            .run(|mut c| async move {
-                redis::cmd("SET")
-                    .arg(key)
-                    .arg(record)
-                    .arg("PX")
-                    .arg(ms)
-                    .query_async::<()>(&mut c)
-                    .await
-            })
-            .await
-            .is_some()
+        let ms = u64::try_from(snapshot.remaining.as_millis()).unwrap_or(u64::MAX);
+        self.fleet.link.set_expiring(key, record, ms).await
     }
 
     /// The record of `id` if `binding` owns it; with the instance that runs it.
