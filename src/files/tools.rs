@@ -305,12 +305,11 @@ impl Tool for SearchFiles {
                 Target::Entry(_) => return Err(SandboxError::NotADirectory.into()),
             };
             let mut matches = Vec::new();
-            let cancelled = ctx.cancellation();
             let walk = walk(&sandbox, &starts, |item| {
                 if pattern.matches(&item.name) {
                     matches.push(json!({ "path": item.virtual_path, "type": item.kind }));
                 }
-                matches.len() < max && !cancelled.is_cancelled()
+                matches.len() < max && !ctx.is_cancelled()
             });
             Ok(ToolOutput::structured(json!({
                 "matches": matches,

@@ -139,7 +139,8 @@ pub struct ToolContext {
     session: Option<Arc<SessionState>>,
     /// The task this call runs as, if it became one.
     task: Option<TaskHandle>,
-    cancel: CancellationToken,
+    /// Fires when the call is cancelled (`None`: it cannot be, and nothing is allocated).
+    cancel: Option<CancellationToken>,
 }
 
 impl std::fmt::Debug for ToolContext {
@@ -168,7 +169,7 @@ impl ToolContext {
             sink: None,
             session: None,
             task: None,
-            cancel: CancellationToken::new(),
+            cancel: None,
         }
     }
 
@@ -177,7 +178,7 @@ impl ToolContext {
     /// tasks extension has none).
     pub fn into_task(mut self, task: TaskHandle, cancel: CancellationToken) -> Self {
         self.task = Some(task);
-        self.cancel = cancel;
+        self.cancel = Some(cancel);
         self.sink = None;
         self.progress_token = None;
         self.log_level = None;
@@ -186,14 +187,24 @@ impl ToolContext {
 
     /// The token that says the call was cancelled (an embedder's own cancellation, tests).
     pub fn with_cancellation(mut self, cancel: CancellationToken) -> Self {
-        self.cancel = cancel;
+        self.cancel = Some(cancel);
         self
     }
 
-    /// Fires when the call is cancelled (a task's `tasks/cancel` or its expiry). Blocking work
+    /// Whether the call was cancelled (a task's `tasks/cancel` or its expiry). Blocking work
     /// should check it between steps; async work is dropped anyway.
-    pub fn cancellation(&self) -> &CancellationToken {
-        &self.cancel
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(CancellationToken::is_cancelled)
+    }
+
+    /// Completes when the call is cancelled (never, for a call that cannot be).
+    pub async fn cancelled(&self) {
+        match &self.cancel {
+            Some(token) => token.cancelled().await,
+            None => std::future::pending().await,
+        }
     }
 
     /// The id of the task this call runs as, if it became one.

@@ -23,7 +23,7 @@
 //!   in all; [`MAX_PENDING_INPUTS`] open questions per task. A task and its result vanish at
 //!   `createdAt + ttlMs`, finished or not: unfinished work is stopped then.
 //! - Cancelling drops the tool's future and fires its cancellation token
-//!   ([`ToolContext::cancellation`](crate::mcp::context::ToolContext::cancellation)), which
+//!   ([`ToolContext::is_cancelled`](crate::mcp::context::ToolContext::is_cancelled)), which
 //!   blocking work checks (the file search stops walking).
 //! - Every task event (created, input requested, completed, failed, cancelled, expired) goes
 //!   to the audit with the principal, the tool and the task id.

@@ -292,6 +292,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_task_event_is_one_json_line_naming_the_key_id_tool_and_task() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.log");
+        let sink = AuditSink::to_file(&path).expect("open");
+        let writer = sink.spawn_writer().expect("writer");
+        sink.record_task(&TaskEvent {
+            event: "cancelled",
+            task_id: "T0ab".into(),
+            principal: "ops\"\n{".into(),
+            tool: "search_files".into(),
+        });
+        sink.close();
+        writer.await.expect("writer ends");
+        let written = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(written.lines().count(), 1, "{written}");
+        let line: serde_json::Value = serde_json::from_str(&written).expect("JSON");
+        assert_eq!(line["event"], "task");
+        assert_eq!(line["task_event"], "cancelled");
+        assert_eq!(line["task_id"], "T0ab");
+        assert_eq!(line["key_id"], "ops\"\n{", "escaped, so no forged line");
+        assert_eq!(line["tool"], "search_files");
+    }
+
+    #[tokio::test]
     async fn a_full_queue_counts_drops_instead_of_blocking() {
         let dir = tempfile::tempdir().expect("tempdir");
         let sink = AuditSink::to_file(&dir.path().join("audit.log")).expect("open");
