@@ -21,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod files;
 pub mod fleet;
+pub mod gateway;
 pub mod keys;
 pub mod mcp;
 pub mod observability;

@@ -315,6 +315,10 @@ pub enum RpcError {
     Busy,
     #[error("Internal error")]
     Internal,
+    /// The gateway's upstream server failed (exited, timed out, broke the protocol); the
+    /// detail is a fixed text, never the upstream's own words.
+    #[error("Upstream server error: {0}")]
+    Upstream(&'static str),
 }
 
 impl RpcError {
@@ -338,7 +342,9 @@ impl RpcError {
                 Era::Modern => code::INVALID_PARAMS,
                 Era::Legacy => code::RESOURCE_NOT_FOUND_LEGACY,
             },
-            Self::SessionLimit | Self::Busy | Self::Internal => code::INTERNAL_ERROR,
+            Self::SessionLimit | Self::Busy | Self::Internal | Self::Upstream(_) => {
+                code::INTERNAL_ERROR
+            }
         }
     }
 
@@ -365,6 +371,7 @@ impl RpcError {
             Self::SessionQuota => StatusCode::TOO_MANY_REQUESTS,
             Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Upstream(_) => StatusCode::BAD_GATEWAY,
         }
     }
 

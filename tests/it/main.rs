@@ -4,6 +4,7 @@ mod auth;
 mod binary;
 mod check;
 mod fleet;
+mod gateway;
 mod hardening;
 mod keys;
 mod legacy;

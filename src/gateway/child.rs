@@ -1,0 +1,401 @@
+//! One upstream MCP server over stdio: spawned from the operator's argv (never a shell), in a
+//! process group of its own, with an empty environment plus an allow-list; spoken to as a
+//! 2025-11-25 client (`initialize`, then requests with ids of our own, so a client's ids never
+//! reach it and two clients' ids cannot collide).
+//!
+//! Bounds and failures:
+//! - a line from the child longer than [`MAX_LINE`] is a protocol violation: the child is
+//!   stopped and its pending requests fail;
+//! - stderr goes to our log (target `upstream`), each line cut to [`MAX_STDERR_LINE`] bytes, at
+//!   most [`STDERR_LINES_PER_SECOND`] lines a second, the rest counted;
+//! - a request the child sends us (sampling, elicitation, roots) is answered `-32601` at once,
+//!   so the child never waits on a client that cannot hear it;
+//! - progress notifications go to the request that owns their token, never anywhere else;
+//! - when the child exits, every pending request fails with a JSON-RPC error;
+//! - stopping: stdin closed, SIGTERM to the group, SIGKILL after [`KILL_AFTER`].
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::RpcError;
+
+/// The longest line a child may write (a larger result is refused and the child stopped).
+pub const MAX_LINE: usize = 8 * 1024 * 1024;
+/// The longest stderr line kept in our log.
+pub const MAX_STDERR_LINE: usize = 1024;
+/// Stderr lines logged per second and child, at most.
+pub const STDERR_LINES_PER_SECOND: u32 = 20;
+/// How long a child has to exit after SIGTERM.
+pub const KILL_AFTER: Duration = Duration::from_secs(2);
+/// How long the child has to answer `initialize`.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// The protocol revision spoken to children.
+pub const CHILD_PROTOCOL: &str = "2025-11-25";
+
+/// What starts a child: argv and the environment it gets.
+#[derive(Debug, Clone)]
+pub struct Spawn {
+    pub argv: Vec<String>,
+    /// `NAME=value` pairs, the whole environment of the child.
+    pub env: Vec<(String, String)>,
+}
+
+type Reply = Result<Value, Value>;
+
+/// Requests in flight and progress routes of one child.
+#[derive(Default)]
+struct Routes {
+    pending: HashMap<u64, oneshot::Sender<Reply>>,
+    progress: HashMap<String, mpsc::Sender<Value>>,
+}
+
+/// A running child and the client half of its JSON-RPC session.
+pub struct Upstream {
+    to_child: mpsc::Sender<Vec<u8>>,
+    routes: Arc<Mutex<Routes>>,
+    next_id: AtomicU64,
+    alive: Arc<AtomicBool>,
+    pid: Option<u32>,
+    /// The child's `initialize` result.
+    pub initialized: Value,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("pid", &self.pid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a child could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the upstream command could not be started: {0}")]
+    Spawn(std::io::Error),
+    #[error("the upstream server did not complete initialize")]
+    Initialize,
+}
+
+fn lock(routes: &Mutex<Routes>) -> std::sync::MutexGuard<'_, Routes> {
+    routes.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Upstream {
+    /// Starts the child and completes `initialize`.
+    pub async fn start(spawn: &Spawn) -> Result<Arc<Self>, StartError> {
+        let (program, args) = spawn
+            .argv
+            .split_first()
+            .ok_or_else(|| StartError::Spawn(std::io::ErrorKind::InvalidInput.into()))?;
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .env_clear()
+            .envs(spawn.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = command.spawn().map_err(StartError::Spawn)?;
+        let pid = child.id();
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(StartError::Initialize);
+        };
+        let routes: Arc<Mutex<Routes>> = Arc::default();
+        let alive = Arc::new(AtomicBool::new(true));
+        let (to_child, outgoing) = mpsc::channel::<Vec<u8>>(64);
+        tokio::spawn(write_stdin(stdin, outgoing));
+        tokio::spawn(log_stderr(stderr, pid));
+        tokio::spawn(read_stdout(
+            stdout,
+            child,
+            routes.clone(),
+            alive.clone(),
+            to_child.clone(),
+        ));
+        let mut upstream = Self {
+            to_child,
+            routes,
+            next_id: AtomicU64::new(1),
+            alive,
+            pid,
+            initialized: Value::Null,
+        };
+        let params = json!({
+            "protocolVersion": CHILD_PROTOCOL,
+            "capabilities": {},
+            "clientInfo": { "name": "secure-mcp-server-gateway", "version": env!("CARGO_PKG_VERSION") },
+        });
+        let init =
+            tokio::time::timeout(START_TIMEOUT, upstream.request("initialize", params, None));
+        upstream.initialized = match init.await {
+            Ok(Ok(result)) => result,
+            _ => {
+                upstream.stop();
+                return Err(StartError::Initialize);
+            }
+        };
+        upstream
+            .notify("notifications/initialized", json!({}))
+            .await;
+        tracing::info!(target: "upstream", pid = ?pid, "upstream server started");
+        Ok(Arc::new(upstream))
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Relaxed)
+    }
+
+    async fn send(&self, message: Value) -> bool {
+        let mut line = message.to_string().into_bytes();
+        line.push(b'\n');
+        self.to_child.send(line).await.is_ok()
+    }
+
+    /// Sends a notification.
+    pub async fn notify(&self, method: &str, params: Value) {
+        self.send(json!({ "jsonrpc": "2.0", "method": method, "params": params }))
+            .await;
+    }
+
+    /// Sends a request and waits for its answer: the result, or the child's error object as
+    /// `Err(Ok(error))`; `Err(Err(_))` when the child went away. With `progress`, the child's
+    /// progress notifications for this request are forwarded there. If the future is dropped
+    /// first, the child is told the request was cancelled.
+    pub async fn request(
+        &self,
+        method: &str,
+        mut params: Value,
+        progress: Option<mpsc::Sender<Value>>,
+    ) -> Result<Value, Result<Value, RpcError>> {
+        if !self.is_alive() {
+            return Err(Err(RpcError::Upstream(
+                "the upstream server is not running",
+            )));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (answer, answered) = oneshot::channel();
+        let token = format!("gw-{id}");
+        {
+            let mut routes = lock(&self.routes);
+            routes.pending.insert(id, answer);
+            if let Some(progress) = progress {
+                routes.progress.insert(token.clone(), progress);
+                if let Value::Object(p) = &mut params {
+                    let meta = p.entry("_meta").or_insert_with(|| json!({}));
+                    meta["progressToken"] = json!(token);
+                }
+            }
+        }
+        let mut guard = InFlight {
+            upstream: self,
+            id,
+            token,
+            done: false,
+        };
+        let message = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+        if !self.send(message).await {
+            return Err(Err(RpcError::Upstream(
+                "the upstream server is not running",
+            )));
+        }
+        let outcome = answered.await;
+        guard.done = true;
+        match outcome {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(error)) => Err(Ok(error)),
+            Err(_) => Err(Err(RpcError::Upstream("the upstream server exited"))),
+        }
+    }
+
+    /// Stops the child: stdin closed (the writer ends), SIGTERM to its group, SIGKILL after
+    /// [`KILL_AFTER`].
+    pub fn stop(&self) {
+        self.alive.store(false, Ordering::Relaxed);
+        if let Some(pid) = self.pid {
+            stop_group(pid);
+        }
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// SIGTERM to the process group now, SIGKILL after [`KILL_AFTER`] (if a runtime is there to
+/// wait; `kill_on_drop` covers the leader otherwise).
+fn stop_group(pid: u32) {
+    let Some(group) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return;
+    };
+    let _ = rustix::process::kill_process_group(group, rustix::process::Signal::TERM);
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            tokio::time::sleep(KILL_AFTER).await;
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        });
+    }
+}
+
+/// A request in flight; dropped before its answer, it tells the child to cancel.
+struct InFlight<'a> {
+    upstream: &'a Upstream,
+    id: u64,
+    token: String,
+    done: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut routes = lock(&self.upstream.routes);
+        routes.pending.remove(&self.id);
+        routes.progress.remove(&self.token);
+        drop(routes);
+        if !self.done {
+            let cancel = json!({ "jsonrpc": "2.0", "method": "notifications/cancelled",
+                "params": { "requestId": self.id, "reason": "the client cancelled the request" } });
+            let mut line = cancel.to_string().into_bytes();
+            line.push(b'\n');
+            let _ = self.upstream.to_child.try_send(line);
+        }
+    }
+}
+
+async fn write_stdin(mut stdin: tokio::process::ChildStdin, mut outgoing: mpsc::Receiver<Vec<u8>>) {
+    while let Some(line) = outgoing.recv().await {
+        if stdin.write_all(&line).await.is_err() || stdin.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads the child's messages until it exits or breaks the protocol; then fails what is
+/// pending and reaps the child.
+async fn read_stdout(
+    stdout: tokio::process::ChildStdout,
+    mut child: Child,
+    routes: Arc<Mutex<Routes>>,
+    alive: Arc<AtomicBool>,
+    to_child: mpsc::Sender<Vec<u8>>,
+) {
+    let mut reader = BufReader::new(stdout);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = (&mut reader)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .await;
+        match read {
+            Ok(0) | Err(_) => break,
+            Ok(_) if line.len() > MAX_LINE => {
+                tracing::warn!(target: "upstream", pid = ?child.id(), "the upstream server wrote a line over the limit; stopping it");
+                break;
+            }
+            Ok(_) => {}
+        }
+        let Ok(message) = serde_json::from_slice::<Value>(&line) else {
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                tracing::debug!(target: "upstream", "a line from the upstream server is not JSON");
+            }
+            continue;
+        };
+        handle(message, &routes, &to_child).await;
+    }
+    alive.store(false, Ordering::Relaxed);
+    let pending: Vec<_> = lock(&routes).pending.drain().collect();
+    for (_, answer) in pending {
+        drop(answer);
+    }
+    if let Some(pid) = child.id() {
+        stop_group(pid);
+    }
+    let status = child.wait().await;
+    tracing::warn!(target: "upstream", status = ?status.ok().and_then(|s| s.code()), "upstream server exited");
+}
+
+/// One message from the child: an answer, a notification, or a request of its own.
+async fn handle(message: Value, routes: &Mutex<Routes>, to_child: &mpsc::Sender<Vec<u8>>) {
+    let method = message.get("method").and_then(Value::as_str);
+    match (method, message.get("id")) {
+        (None, Some(id)) => {
+            let Some(id) = id.as_u64() else { return };
+            let answer = lock(routes).pending.remove(&id);
+            if let Some(answer) = answer {
+                let reply = match message.get("error") {
+                    Some(error) => Err(error.clone()),
+                    None => Ok(message.get("result").cloned().unwrap_or(Value::Null)),
+                };
+                let _ = answer.send(reply);
+            }
+        }
+        (Some(_), Some(id)) => {
+            // A request of the child's own (sampling, elicitation, roots): not relayed.
+            let refusal = json!({ "jsonrpc": "2.0", "id": id,
+                "error": { "code": -32601, "message": "Method not found" } });
+            let mut line = refusal.to_string().into_bytes();
+            line.push(b'\n');
+            let _ = to_child.send(line).await;
+        }
+        (Some("notifications/progress"), None) => {
+            let token = message["params"]["progressToken"]
+                .as_str()
+                .unwrap_or_default();
+            let route = lock(routes).progress.get(token).cloned();
+            if let Some(route) = route {
+                let _ = route.try_send(message["params"].clone());
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Copies the child's stderr into our log, cut and rate-limited.
+async fn log_stderr(stderr: tokio::process::ChildStderr, pid: Option<u32>) {
+    let mut reader = BufReader::new(stderr);
+    let mut line = Vec::new();
+    let mut second = tokio::time::Instant::now();
+    let (mut logged, mut skipped) = (0u32, 0u64);
+    loop {
+        line.clear();
+        match (&mut reader)
+            .take(64 * 1024)
+            .read_until(b'\n', &mut line)
+            .await
+        {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let now = tokio::time::Instant::now();
+        if now.duration_since(second) >= Duration::from_secs(1) {
+            second = now;
+            logged = 0;
+        }
+        if logged >= STDERR_LINES_PER_SECOND {
+            skipped += 1;
+            continue;
+        }
+        logged += 1;
+        let end = line.len().min(MAX_STDERR_LINE);
+        let text = String::from_utf8_lossy(&line[..end]);
+        tracing::info!(target: "upstream", pid = ?pid, skipped, line = %text.trim_end(), "upstream stderr");
+        skipped = 0;
+    }
+}

@@ -1,0 +1,248 @@
+//! The upstream processes: one per principal (a key, or a token's subject), never shared
+//! across principals, started on the principal's first call and stopped after
+//! [`PoolLimits::idle`] without a call, at shutdown, and when their principal's slot is
+//! needed by nobody else. At most [`PoolLimits::max_processes`] run at once; a call that would
+//! need one more is refused (the server stays up). A process that exits is started again on
+//! its principal's next call, no sooner than its backoff allows (1 s, doubling to 30 s, reset by
+//! a start that lasts a minute). Every start lists the upstream's tools, so what each process
+//! offers is checked against the pins.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::child::{Spawn, Upstream};
+use super::pins::digest;
+use crate::error::RpcError;
+use crate::security::principal::Principal;
+
+/// The bounds on upstream processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolLimits {
+    pub max_processes: usize,
+    pub idle: Duration,
+}
+
+impl Default for PoolLimits {
+    fn default() -> Self {
+        Self {
+            max_processes: 32,
+            idle: Duration::from_secs(600),
+        }
+    }
+}
+
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A process that ran this long resets its principal's backoff.
+const STABLE_AFTER: Duration = Duration::from_secs(60);
+
+/// One principal's upstream process and what it offered when it started.
+#[derive(Debug)]
+pub struct Running {
+    pub upstream: Arc<Upstream>,
+    /// Tool name → digest of its definition, as this process listed it.
+    pub tools: HashMap<String, String>,
+    /// The `tools/list` entries, as listed.
+    pub listed: Vec<Value>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    running: Option<Arc<Running>>,
+    started: Instant,
+    last_used: Instant,
+    backoff: Duration,
+    not_before: Instant,
+}
+
+/// The processes of one gateway.
+#[derive(Debug)]
+pub struct Pool {
+    spawn: Spawn,
+    limits: PoolLimits,
+    slots: Mutex<HashMap<Arc<str>, Slot>>,
+    /// One start at a time (a natural bound on how fast processes are spawned).
+    starting: tokio::sync::Mutex<()>,
+    /// Processes started and crashed, for the log and the metrics.
+    pub starts: std::sync::atomic::AtomicU64,
+    pub exits: std::sync::atomic::AtomicU64,
+}
+
+impl Pool {
+    pub fn new(spawn: Spawn, limits: PoolLimits) -> Self {
+        Self {
+            spawn,
+            limits,
+            slots: Mutex::new(HashMap::new()),
+            starting: tokio::sync::Mutex::new(()),
+            starts: Default::default(),
+            exits: Default::default(),
+        }
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Slot>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Live processes.
+    pub fn live(&self) -> usize {
+        self.slots()
+            .values()
+            .filter(|s| s.running.as_ref().is_some_and(|r| r.upstream.is_alive()))
+            .count()
+    }
+
+    /// Starts a process with no principal (the gateway's own look at what the upstream offers),
+    /// and lists its tools.
+    pub async fn probe(&self) -> Result<Running, RpcError> {
+        start(&self.spawn).await
+    }
+
+    /// `caller`'s process, started if it has none (or its last one exited).
+    pub async fn process_for(&self, caller: &Principal) -> Result<Arc<Running>, RpcError> {
+        let key: Arc<str> = caller.binding().into();
+        let now = Instant::now();
+        if let Some(running) = self.current(&key, now)? {
+            return Ok(running);
+        }
+        let _one = self.starting.lock().await;
+        let now = Instant::now();
+        if let Some(running) = self.current(&key, now)? {
+            return Ok(running);
+        }
+        if self.live() >= self.limits.max_processes {
+            return Err(RpcError::Upstream(
+                "too many upstream processes are running; retry later",
+            ));
+        }
+        self.starts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match start(&self.spawn).await {
+            Ok(running) => {
+                let running = Arc::new(running);
+                let mut slots = self.slots();
+                let slot = slots.entry(key).or_insert(Slot {
+                    running: None,
+                    started: now,
+                    last_used: now,
+                    backoff: FIRST_BACKOFF,
+                    not_before: now,
+                });
+                slot.running = Some(running.clone());
+                slot.started = now;
+                slot.last_used = now;
+                tracing::info!(target: "upstream", principal = %caller, "upstream process started for a principal");
+                Ok(running)
+            }
+            Err(e) => {
+                self.failed(&key, now);
+                Err(e)
+            }
+        }
+    }
+
+    /// The principal's running process, if it has a live one; an error while its restart
+    /// waits out the backoff.
+    fn current(&self, key: &Arc<str>, now: Instant) -> Result<Option<Arc<Running>>, RpcError> {
+        let mut slots = self.slots();
+        let Some(slot) = slots.get_mut(key) else {
+            return Ok(None);
+        };
+        match &slot.running {
+            Some(r) if r.upstream.is_alive() => {
+                slot.last_used = now;
+                Ok(Some(r.clone()))
+            }
+            Some(_) => {
+                // It exited since its last call: count it and back off.
+                slot.running = None;
+                self.exits
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if now.saturating_duration_since(slot.started) >= STABLE_AFTER {
+                    slot.backoff = FIRST_BACKOFF;
+                }
+                slot.not_before = now + slot.backoff;
+                slot.backoff = (slot.backoff * 2).min(MAX_BACKOFF);
+                Ok(None)
+            }
+            None if now < slot.not_before => Err(RpcError::Upstream(
+                "the upstream server is restarting; retry shortly",
+            )),
+            None => Ok(None),
+        }
+    }
+
+    fn failed(&self, key: &Arc<str>, now: Instant) {
+        let mut slots = self.slots();
+        let slot = slots.entry(key.clone()).or_insert(Slot {
+            running: None,
+            started: now,
+            last_used: now,
+            backoff: FIRST_BACKOFF,
+            not_before: now,
+        });
+        slot.not_before = now + slot.backoff;
+        slot.backoff = (slot.backoff * 2).min(MAX_BACKOFF);
+    }
+
+    /// Stops processes unused for the idle time (and forgets principals with none).
+    pub fn sweep(&self, now: Instant) {
+        let idle = self.limits.idle;
+        self.slots().retain(|_, slot| {
+            let unused = now.saturating_duration_since(slot.last_used) >= idle;
+            if unused && let Some(running) = slot.running.take() {
+                running.upstream.stop();
+            }
+            !unused || now < slot.not_before
+        });
+    }
+
+    /// Stops every process (shutdown).
+    pub fn stop_all(&self) {
+        for (_, slot) in self.slots().drain() {
+            if let Some(running) = slot.running {
+                running.upstream.stop();
+            }
+        }
+    }
+}
+
+/// Starts a process and lists its tools (every page).
+async fn start(spawn: &Spawn) -> Result<Running, RpcError> {
+    let upstream = Upstream::start(spawn).await.map_err(|e| {
+        tracing::warn!(target: "upstream", error = %e, "the upstream server did not start");
+        RpcError::Upstream("the upstream server could not be started")
+    })?;
+    let mut listed = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..100 {
+        let params = match &cursor {
+            Some(c) => json!({ "cursor": c }),
+            None => json!({}),
+        };
+        let page = upstream
+            .request("tools/list", params, None)
+            .await
+            .map_err(|_| RpcError::Upstream("the upstream server did not list its tools"))?;
+        if let Some(tools) = page["tools"].as_array() {
+            listed.extend(tools.iter().filter(|t| t["name"].is_string()).cloned());
+        }
+        cursor = page["nextCursor"].as_str().map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let tools = listed
+        .iter()
+        .filter_map(|t| Some((t["name"].as_str()?.to_owned(), digest(t))))
+        .collect();
+    Ok(Running {
+        upstream,
+        tools,
+        listed,
+    })
+}

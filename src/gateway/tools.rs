@@ -1,0 +1,169 @@
+//! The upstream's tools as a [`ToolProvider`]: `tools/list` is what the upstream offered at
+//! start-up minus every tool whose definition does not match its pin; a call goes to the
+//! caller's own upstream process, and only if that process still offers the tool with the
+//! pinned definition. Progress from the upstream reaches the caller's request; a call the
+//! client abandons is cancelled upstream; the upstream's result must be a `CallToolResult`.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+use super::pins::{DIGEST_META, Pins, digest};
+use super::pool::{Pool, Running};
+use crate::error::RpcError;
+use crate::mcp::context::ToolContext;
+use crate::mcp::headers::ParamHeader;
+use crate::mcp::jsonrpc::string_param;
+use crate::mcp::request_state::StateSealer;
+use crate::tools::registry::ToolProvider;
+
+/// Progress notifications one call may have waiting.
+const PROGRESS_BUFFER: usize = 16;
+
+/// The tools of one upstream server.
+pub struct GatewayTools {
+    pool: Arc<Pool>,
+    pins: Pins,
+    listed: Vec<Value>,
+    names: HashSet<String>,
+}
+
+impl std::fmt::Debug for GatewayTools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayTools")
+            .field("tools", &self.names.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Logs a tool whose definition no longer matches its pin.
+pub fn report_changed(tool: &str, principal: Option<&str>) {
+    tracing::warn!(
+        target: "security",
+        event = "tool_definition_changed",
+        tool = %crate::observability::audit::event::cut(tool),
+        principal = principal.unwrap_or("-"),
+        "an upstream tool's definition differs from its pin: the tool is withheld until it is pinned again"
+    );
+}
+
+impl GatewayTools {
+    /// The tools `probe` offered that match `pins` (every one, with pins taken from it, when
+    /// `pins` is `None`), each with its digest in `_meta`.
+    pub fn new(pool: Arc<Pool>, probe: &Running, pins: Option<Pins>) -> Self {
+        let pins = pins.unwrap_or_else(|| probe.tools.clone().into_iter().collect());
+        let mut listed = Vec::new();
+        let mut names = HashSet::new();
+        for tool in &probe.listed {
+            let Some(name) = tool["name"].as_str() else {
+                continue;
+            };
+            let found = digest(tool);
+            if pins.get(name) != Some(&found) {
+                report_changed(name, None);
+                continue;
+            }
+            let mut entry = tool.clone();
+            entry["_meta"] = json!({ DIGEST_META: found });
+            names.insert(name.to_owned());
+            listed.push(entry);
+        }
+        Self {
+            pool,
+            pins,
+            listed,
+            names,
+        }
+    }
+
+    async fn call_upstream(
+        &self,
+        params: &Map<String, Value>,
+        ctx: ToolContext,
+    ) -> Result<Value, RpcError> {
+        let name = string_param(params, "name", "tools/call needs a string 'name'")?;
+        if !self.names.contains(name) {
+            return Err(RpcError::InvalidParams("unknown tool".into()));
+        }
+        let arguments = match params.get("arguments") {
+            None | Some(Value::Null) => Value::Object(Map::new()),
+            Some(Value::Object(map)) => Value::Object(map.clone()),
+            Some(_) => {
+                return Err(RpcError::InvalidParams(
+                    "'arguments' must be an object".into(),
+                ));
+            }
+        };
+        let running = self.pool.process_for(&ctx.caller).await?;
+        if running.tools.get(name) != self.pins.get(name) {
+            report_changed(name, Some(ctx.caller.name()));
+            return Err(RpcError::InvalidParams("unknown tool".into()));
+        }
+        let (progress, mut updates) = match &ctx.progress_token {
+            Some(_) => {
+                let (tx, rx) = mpsc::channel(PROGRESS_BUFFER);
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
+        let call = running.upstream.request(
+            "tools/call",
+            json!({ "name": name, "arguments": arguments }),
+            progress,
+        );
+        tokio::pin!(call);
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut call => break outcome,
+                Some(update) = async { match &mut updates { Some(rx) => rx.recv().await, None => None } } => {
+                    let at = update["progress"].as_f64().unwrap_or(0.0);
+                    ctx.progress(at, update["total"].as_f64(), update["message"].as_str()).await;
+                }
+            }
+        };
+        match outcome {
+            Ok(result) if is_call_tool_result(&result) => Ok(result),
+            Ok(_) => Err(RpcError::Upstream(
+                "the upstream server sent a result that is not a tool result",
+            )),
+            Err(Ok(error)) => Err(match error["code"].as_i64() {
+                Some(-32602) => {
+                    RpcError::InvalidParams("the upstream server refused the call".into())
+                }
+                _ => RpcError::Upstream("the upstream server answered with an error"),
+            }),
+            Err(Err(e)) => Err(e),
+        }
+    }
+}
+
+/// Whether `value` has the shape of a `CallToolResult` (content blocks with a type each).
+fn is_call_tool_result(value: &Value) -> bool {
+    value["content"]
+        .as_array()
+        .is_some_and(|blocks| blocks.iter().all(|b| b["type"].is_string()))
+        && value.get("isError").is_none_or(Value::is_boolean)
+}
+
+impl ToolProvider for GatewayTools {
+    fn listed(&self) -> &[Value] {
+        &self.listed
+    }
+
+    fn call<'a>(
+        &'a self,
+        params: &'a Map<String, Value>,
+        ctx: ToolContext,
+        _sealer: &'a StateSealer,
+    ) -> Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send + 'a>> {
+        Box::pin(self.call_upstream(params, ctx))
+    }
+
+    fn param_headers(&self, _name: &str) -> &[ParamHeader] {
+        &[]
+    }
+}
