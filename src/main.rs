@@ -8,14 +8,38 @@ use clap::error::ErrorKind;
 use secure_mcp_server::config::{Cli, Command, Config, ConfigErrors, startup};
 use secure_mcp_server::observability::logging;
 use secure_mcp_server::security::key_policy::report;
-use secure_mcp_server::{check, keys, server};
+use secure_mcp_server::{check, gateway, keys, server};
 
 const EX_USAGE: u8 = 64;
 /// Threads for blocking file work at most.
 const BLOCKING_THREADS: usize = 8;
 
+/// What the first words of the command line ask for: the server, a gateway, or pinning a
+/// gateway's upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Server,
+    Gateway,
+    Pin,
+}
+
+/// Takes `gateway` (and `gateway pin`) off the front of the arguments, so the server's flags
+/// read the same in both modes: `secure-mcp-server gateway [FLAGS] -- COMMAND [ARGS...]`.
+fn mode_of(mut args: Vec<std::ffi::OsString>) -> (Mode, Vec<std::ffi::OsString>) {
+    if args.get(1).is_some_and(|a| a == "gateway") {
+        args.remove(1);
+        if args.get(1).is_some_and(|a| a == "pin") {
+            args.remove(1);
+            return (Mode::Pin, args);
+        }
+        return (Mode::Gateway, args);
+    }
+    (Mode::Server, args)
+}
+
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let (mode, args) = mode_of(std::env::args_os().collect());
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
             let _ = e.print();
@@ -49,6 +73,24 @@ fn main() -> ExitCode {
             };
         }
         None => {}
+    }
+
+    let gateway = match (mode, cli.upstream.is_empty()) {
+        (Mode::Server, true) => None,
+        (Mode::Server, false) => {
+            eprintln!("secure-mcp-server: a command after `--` is for `secure-mcp-server gateway`");
+            return ExitCode::from(EX_USAGE);
+        }
+        (_, true) => {
+            eprintln!(
+                "secure-mcp-server: the gateway needs the upstream server's command after `--`"
+            );
+            return ExitCode::from(EX_USAGE);
+        }
+        (_, false) => Some(gateway_options(&cli)),
+    };
+    if mode == Mode::Pin {
+        return pin(gateway, cli.pin_file.as_deref());
     }
 
     if cli.generate_key {
@@ -108,13 +150,73 @@ fn main() -> ExitCode {
         {
             print_first_run_key(key, listener.local_addr()?);
         }
-        server::run(&config, opened, listener, server::shutdown_signal()).await
+        let Some(options) = gateway else {
+            return server::run(&config, opened, listener, server::shutdown_signal()).await;
+        };
+        let (mcp, pool) = match gateway::build(&options).await {
+            Ok(built) => built,
+            Err(e) => return Err(std::io::Error::other(e.to_string())),
+        };
+        let _sweeper =
+            secure_mcp_server::upkeep::every(&pool, std::time::Duration::from_secs(10), |p| {
+                p.sweep(tokio::time::Instant::now());
+            });
+        let served = server::run_serving(
+            &config,
+            opened,
+            listener,
+            server::shutdown_signal(),
+            Some(mcp),
+        )
+        .await;
+        pool.stop_all();
+        served
     });
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("secure-mcp-server: cannot serve on {bind}: {e}");
             ExitCode::from(EX_USAGE)
+        }
+    }
+}
+
+/// The gateway's upstream and bounds, from the command line.
+fn gateway_options(cli: &Cli) -> gateway::GatewayOptions {
+    gateway::GatewayOptions {
+        spawn: gateway::Spawn {
+            argv: cli.upstream.clone(),
+            env: gateway::child_env(&cli.upstream_env, |name| std::env::var(name).ok()),
+        },
+        limits: gateway::PoolLimits {
+            max_processes: cli.max_upstreams.max(1),
+            idle: std::time::Duration::from_secs(cli.upstream_idle_secs.max(1)),
+        },
+        pin_file: cli.pin_file.clone(),
+    }
+}
+
+/// `gateway pin --pin-file PATH -- COMMAND`: writes the upstream's tool digests.
+fn pin(options: Option<gateway::GatewayOptions>, path: Option<&std::path::Path>) -> ExitCode {
+    let (Some(options), Some(path)) = (options, path) else {
+        eprintln!(
+            "secure-mcp-server: gateway pin needs --pin-file PATH and the command after `--`"
+        );
+        return ExitCode::from(EX_USAGE);
+    };
+    let Ok(runtime) = tokio::runtime::Runtime::new() else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(gateway::pin(&options.spawn, path)) {
+        Ok(pins) => {
+            for (tool, digest) in pins {
+                println!("{tool} {digest}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("secure-mcp-server: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -353,6 +353,38 @@ pub struct Cli {
     )]
     pub shutdown_timeout: u64,
 
+    /// Gateway: an environment variable the upstream gets, if set here (repeatable; `PATH`
+    /// always; nothing else of this environment reaches it).
+    #[arg(long = "upstream-env", value_name = "NAME")]
+    pub upstream_env: Vec<String>,
+
+    /// Gateway: the pinned tool definitions (`gateway pin` writes them); a tool whose
+    /// definition differs is withheld. Without it, tools are pinned at first sight.
+    #[arg(long, env = "MCP_PIN_FILE", value_name = "PATH")]
+    pub pin_file: Option<PathBuf>,
+
+    /// Gateway: upstream processes running at once, at most (one per key or token subject).
+    #[arg(
+        long,
+        env = "MCP_MAX_UPSTREAMS",
+        default_value_t = 32,
+        value_name = "N"
+    )]
+    pub max_upstreams: usize,
+
+    /// Gateway: an upstream process unused this long is stopped, in seconds.
+    #[arg(
+        long,
+        env = "MCP_UPSTREAM_IDLE_SECS",
+        default_value_t = 600,
+        value_name = "SECS"
+    )]
+    pub upstream_idle_secs: u64,
+
+    /// Gateway: the upstream server's command and arguments, after `--` (run without a shell).
+    #[arg(last = true, value_name = "COMMAND", hide = true)]
+    pub upstream: Vec<String>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -319,7 +319,7 @@ async fn read_stdout(
         };
         handle(message, &routes, &to_child).await;
     }
-    alive.store(false, Ordering::Relaxed);
+    let stopped_by_us = !alive.swap(false, Ordering::Relaxed);
     let pending: Vec<_> = lock(&routes).pending.drain().collect();
     for (_, answer) in pending {
         drop(answer);
@@ -327,8 +327,12 @@ async fn read_stdout(
     if let Some(pid) = child.id() {
         stop_group(pid);
     }
-    let status = child.wait().await;
-    tracing::warn!(target: "upstream", status = ?status.ok().and_then(|s| s.code()), "upstream server exited");
+    let status = child.wait().await.ok().and_then(|s| s.code());
+    if stopped_by_us {
+        tracing::info!(target: "upstream", status = ?status, "upstream server stopped");
+    } else {
+        tracing::warn!(target: "upstream", status = ?status, "upstream server exited");
+    }
 }
 
 /// One message from the child: an answer, a notification, or a request of its own.

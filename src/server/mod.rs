@@ -82,6 +82,17 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    run_serving(config, opened, listener, shutdown, None).await
+}
+
+/// [`run`], serving `server` (a gateway's, an embedder's) instead of the built-in tools.
+pub async fn run_serving(
+    config: &Config,
+    opened: Opened,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    server: Option<std::sync::Arc<crate::mcp::dispatch::McpServer>>,
+) -> std::io::Result<()> {
     if !config.bind.ip().is_loopback() && config.tls.is_none() {
         tracing::warn!(
             target: "security",
@@ -91,7 +102,10 @@ pub async fn run(
         );
     }
     let tls = opened.tls.clone();
-    let state = AppState::new(config, opened);
+    let mut state = AppState::new(config, opened);
+    if let Some(server) = server {
+        state = state.with_server(server);
+    }
     let metrics = match config.metrics_bind {
         Some(addr) => Some(TcpListener::bind(addr).await?),
         None => None,

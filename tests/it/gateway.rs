@@ -220,7 +220,10 @@ async fn a_changed_tool_definition_is_withheld_and_refused() {
     let refused = call(&h, KEY, "echo", json!({ "text": "hi" })).await;
     assert_eq!(refused.code(), -32602, "{}", refused.text);
     let pid = text(&call(&h, KEY, "pid", json!({})).await);
-    assert!(pid.parse::<u32>().is_ok(), "the other tools still work: {pid}");
+    assert!(
+        pid.parse::<u32>().is_ok(),
+        "the other tools still work: {pid}"
+    );
     pool.stop_all();
     // A pin file written before the change: the changed tool is not even listed.
     let pins = dir.path().join("pins.json");
@@ -243,4 +246,56 @@ async fn a_changed_tool_definition_is_withheld_and_refused() {
         !names.contains(&"echo") && names.contains(&"pid"),
         "{names:?}"
     );
+}
+
+#[tokio::test]
+async fn the_binary_serves_a_gateway_and_stops_its_upstreams_on_sigterm() {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/stdio_upstream.py"
+    );
+    let mut server = crate::support::RunningServer::start(
+        &["gateway", "--api-key", KEY, "--", "python3", "-u", script],
+        &[],
+    );
+    let url = server.url();
+    let client = reqwest::Client::new();
+    let post = |key: &str| {
+        client
+            .post(&url)
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "pid")
+            .body(
+                json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"pid","arguments":{},
+                    "_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}})
+                .to_string(),
+            )
+            .send()
+    };
+    assert_eq!(post("wrong").await.expect("reply").status(), 401);
+    let body: Value = post(KEY).await.expect("reply").json().await.expect("json");
+    let pid = body["result"]["content"][0]["text"]
+        .as_str()
+        .expect("pid")
+        .to_owned();
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+    let mut gone = false;
+    for _ in 0..50 {
+        if !std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists()
+            || std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.is_empty())
+        {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the upstream process {pid} outlived the gateway");
+    let log = server.drain_log();
+    assert!(!log.contains(KEY), "the key is never logged");
 }

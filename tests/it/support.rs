@@ -389,8 +389,11 @@ impl RunningServer {
 
     fn command(args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_secure-mcp-server"));
-        cmd.args(args)
+        // Before a gateway's `-- COMMAND`, which takes everything after it.
+        let split = args.iter().position(|a| *a == "--").unwrap_or(args.len());
+        cmd.args(&args[..split])
             .args(["--bind", "127.0.0.1:0"])
+            .args(&args[split..])
             .env_remove("MCP_API_KEYS")
             .env_remove("MCP_API_KEY")
             .stdout(std::process::Stdio::null());
