@@ -4,7 +4,7 @@
 //! pinned definition. Progress from the upstream reaches the caller's request; a call the
 //! client abandons is cancelled upstream; the upstream's result must be a `CallToolResult`.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use crate::mcp::context::ToolContext;
 use crate::mcp::headers::ParamHeader;
 use crate::mcp::jsonrpc::string_param;
 use crate::mcp::request_state::StateSealer;
-use crate::tools::registry::ToolProvider;
+use crate::tools::registry::{ToolProvider, check_arguments, result};
 
 /// Progress notifications one call may have waiting.
 const PROGRESS_BUFFER: usize = 16;
@@ -29,13 +29,14 @@ pub struct GatewayTools {
     pool: Arc<Pool>,
     pins: Pins,
     listed: Vec<Value>,
-    names: HashSet<String>,
+    /// The input schema of each listed tool, compiled once.
+    schemas: HashMap<String, jsonschema::Validator>,
 }
 
 impl std::fmt::Debug for GatewayTools {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GatewayTools")
-            .field("tools", &self.names.len())
+            .field("tools", &self.schemas.len())
             .finish_non_exhaustive()
     }
 }
@@ -57,7 +58,7 @@ impl GatewayTools {
     pub fn new(pool: Arc<Pool>, probe: &Running, pins: Option<Pins>) -> Self {
         let pins = pins.unwrap_or_else(|| probe.tools.clone().into_iter().collect());
         let mut listed = Vec::new();
-        let mut names = HashSet::new();
+        let mut schemas = HashMap::new();
         for tool in &probe.listed {
             let Some(name) = tool["name"].as_str() else {
                 continue;
@@ -67,16 +68,23 @@ impl GatewayTools {
                 report_changed(name, None);
                 continue;
             }
+            // Arguments are checked here before any process sees them; a schema that does not
+            // compile (or needs a remote `$ref`) withholds its tool.
+            let Ok(schema) = jsonschema::validator_for(&tool["inputSchema"]) else {
+                tracing::warn!(target: "upstream", tool = %crate::observability::audit::event::cut(name),
+                    "an upstream tool's input schema does not compile here: the tool is withheld");
+                continue;
+            };
             let mut entry = tool.clone();
             entry["_meta"] = json!({ DIGEST_META: found });
-            names.insert(name.to_owned());
+            schemas.insert(name.to_owned(), schema);
             listed.push(entry);
         }
         Self {
             pool,
             pins,
             listed,
-            names,
+            schemas,
         }
     }
 
@@ -86,9 +94,10 @@ impl GatewayTools {
         ctx: ToolContext,
     ) -> Result<Value, RpcError> {
         let name = string_param(params, "name", "tools/call needs a string 'name'")?;
-        if !self.names.contains(name) {
-            return Err(RpcError::InvalidParams("unknown tool".into()));
-        }
+        let schema = self
+            .schemas
+            .get(name)
+            .ok_or(RpcError::InvalidParams("unknown tool".into()))?;
         let arguments = match params.get("arguments") {
             None | Some(Value::Null) => Value::Object(Map::new()),
             Some(Value::Object(map)) => Value::Object(map.clone()),
@@ -98,6 +107,9 @@ impl GatewayTools {
                 ));
             }
         };
+        if let Some(refusal) = check_arguments(schema, &arguments) {
+            return Ok(result(Err(refusal)));
+        }
         let running = self.pool.process_for(&ctx.caller).await?;
         if running.tools.get(name) != self.pins.get(name) {
             report_changed(name, Some(ctx.caller.name()));

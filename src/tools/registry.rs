@@ -217,21 +217,12 @@ impl ToolRegistry {
             }
         }
         let instance = Value::Object(arguments);
-        if let Some(violation) = registered.validator.iter_errors(&instance).next() {
-            let location = violation.instance_path().to_string();
-            let detail = violation.masked().to_string();
-            let at = if location.is_empty() {
-                "arguments".to_owned()
-            } else {
-                format!("arguments{location}")
-            };
+        if let Some(refusal) = check_arguments(&registered.validator, &instance) {
             ctx.note
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .tool_error = Some(true);
-            return Ok(result(Err(ToolError::InvalidArguments(format!(
-                "{at}: {detail}"
-            )))));
+            return Ok(result(Err(refusal)));
         }
         let Value::Object(arguments) = instance else {
             return Err(RpcError::Internal);
@@ -280,6 +271,20 @@ impl ToolRegistry {
     pub fn len(&self) -> usize {
         self.tools.len()
     }
+}
+
+/// The first violation of `schema` by `arguments`, as the tool error a model can correct itself
+/// from: where it is and what is wrong, the offending value masked.
+pub fn check_arguments(schema: &jsonschema::Validator, arguments: &Value) -> Option<ToolError> {
+    let violation = schema.iter_errors(arguments).next()?;
+    let location = violation.instance_path().to_string();
+    let detail = violation.masked().to_string();
+    let at = if location.is_empty() {
+        "arguments".to_owned()
+    } else {
+        format!("arguments{location}")
+    };
+    Some(ToolError::InvalidArguments(format!("{at}: {detail}")))
 }
 
 impl ToolProvider for ToolRegistry {
