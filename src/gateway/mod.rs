@@ -1,7 +1,8 @@
 //! The gateway: every defence of the server in front of a stdio MCP server.
 //! `secure-mcp-server gateway [FLAGS] -- COMMAND [ARGS...]` starts the upstream's command (argv,
 //! never a shell) once at start to see what it offers, then one process per principal on
-//! demand ([`pool`]), and serves the upstream's tools on `/mcp` in both eras behind keys or
+//! demand ([`pool`]), and serves the upstream's tools ([`tools`]), resources, prompts and
+//! completion ([`passthrough`]) on `/mcp` in both eras behind keys or
 //! tokens, per-key policy (tool allow-lists apply to upstream tools), rate limits, Origin/Host
 //! checks, size and time limits, audit and metrics.
 //!
@@ -15,6 +16,7 @@
 //!   `secure-mcp-server gateway pin -- COMMAND`).
 
 pub mod child;
+pub mod passthrough;
 pub mod pins;
 pub mod pool;
 pub mod tools;
@@ -70,8 +72,12 @@ pub async fn build(options: &GatewayOptions) -> Result<(Arc<McpServer>, Arc<Pool
     let probe = pool.probe().await.map_err(|_| GatewayError::Upstream)?;
     probe.upstream.stop();
     let tools = tools::GatewayTools::new(pool.clone(), &probe, pins);
+    let passthrough =
+        passthrough::UpstreamPassthrough::new(pool.clone(), &probe.upstream.initialized)
+            .map(|p| Arc::new(p) as Arc<dyn crate::mcp::dispatch::Passthrough>);
     let server = McpServerBuilder {
         tools: Arc::new(tools),
+        passthrough,
         instructions: probe.upstream.initialized["instructions"]
             .as_str()
             .map(str::to_owned),

@@ -299,3 +299,57 @@ async fn the_binary_serves_a_gateway_and_stops_its_upstreams_on_sigterm() {
     let log = server.drain_log();
     assert!(!log.contains(KEY), "the key is never logged");
 }
+
+#[tokio::test]
+async fn resources_and_prompts_come_from_the_callers_own_process_in_both_eras() {
+    let (h, pool) = gateway_with(&options(&[], None)).await;
+    let discover = h.modern("server/discover", json!({})).await.json();
+    let capabilities = &discover["result"]["capabilities"];
+    assert!(capabilities["resources"].is_object() && capabilities["prompts"].is_object());
+    let read = |key: &'static str| {
+        let h = &h;
+        async move {
+            let auth = format!("Bearer {key}");
+            h.modern_full(
+                "resources/read",
+                json!({ "uri": "test://greeting" }),
+                json!({}),
+                &[("authorization", Some(&auth))],
+            )
+            .await
+            .json()
+        }
+    };
+    let mine = read(KEY).await;
+    let theirs = read(OTHER_KEY).await;
+    let pid = text(&call(&h, KEY, "pid", json!({})).await);
+    assert_eq!(
+        mine["result"]["contents"][0]["text"],
+        format!("hello from upstream {pid}"),
+        "{mine}"
+    );
+    assert_ne!(
+        mine["result"]["contents"][0]["text"],
+        theirs["result"]["contents"][0]["text"]
+    );
+    let missing = h
+        .modern("resources/read", json!({ "uri": "test://nothing" }))
+        .await;
+    assert_eq!(missing.code(), -32602);
+    assert!(
+        !missing.text.contains("/secret/path"),
+        "the upstream's words are not passed on"
+    );
+    let session = h.initialize(KEY, "2025-11-25").await;
+    let prompt = h
+        .legacy(KEY, Some(&session), json!({"jsonrpc":"2.0","id":4,"method":"prompts/get","params":{"name":"greet","arguments":{"who":"Ada"}}}))
+        .await
+        .json();
+    assert_eq!(
+        prompt["result"]["messages"][0]["content"]["text"], "Greet Ada",
+        "{prompt}"
+    );
+    let listed = h.modern("resources/list", json!({})).await.json();
+    assert_eq!(listed["result"]["resources"][0]["uri"], "test://greeting");
+    pool.stop_all();
+}

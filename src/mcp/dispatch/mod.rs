@@ -14,7 +14,10 @@
 //! do not depend on the caller are `public`; anything derived from file contents is `private`.
 
 mod complete;
+mod passthrough;
 mod policy;
+
+pub use passthrough::Passthrough;
 
 use std::sync::Arc;
 
@@ -65,6 +68,8 @@ pub struct McpServer {
     tools_scope: &'static str,
     /// Serialized results that never change: `(method, era)` → the `result` JSON.
     precomputed: std::collections::HashMap<(&'static str, Era), Arc<str>>,
+    /// Resources, prompts and completion answered by another server (a gateway's upstream).
+    passthrough: Option<Arc<dyn Passthrough>>,
 }
 
 impl std::fmt::Debug for McpServer {
@@ -92,6 +97,8 @@ pub struct McpServerBuilder {
     pub sealer: Option<StateSealer>,
     pub instructions: Option<String>,
     pub changes: ChangeHub,
+    /// Resources, prompts and completion answered by another server (a gateway's upstream).
+    pub passthrough: Option<Arc<dyn Passthrough>>,
 }
 
 impl Default for McpServerBuilder {
@@ -105,6 +112,7 @@ impl Default for McpServerBuilder {
             sealer: None,
             instructions: None,
             changes: ChangeHub::default(),
+            passthrough: None,
         }
     }
 }
@@ -127,6 +135,11 @@ impl McpServerBuilder {
         if !self.resources.is_empty() || !self.prompts.is_empty() {
             capabilities["completions"] = json!({});
         }
+        if let Some(passthrough) = &self.passthrough {
+            for (name, value) in passthrough.capabilities() {
+                capabilities[name] = value;
+            }
+        }
 
         let mut server = McpServer {
             tools: self.tools,
@@ -147,6 +160,7 @@ impl McpServerBuilder {
                 "public"
             },
             precomputed: std::collections::HashMap::new(),
+            passthrough: self.passthrough,
         };
         server.precompute();
         Arc::new(server)
@@ -347,6 +361,12 @@ impl McpServer {
     pub async fn handle(&self, request: &Request, call: Call) -> Result<Value, RpcError> {
         let params = &request.params;
         let era = call.era;
+        if let Some(answer) = self.pass_through(&request.method, params, &call).await {
+            return Ok(match era {
+                Era::Legacy => answer?,
+                Era::Modern => self.modern_result(answer?, None),
+            });
+        }
         let (result, cache) = match (era, &request.method) {
             (Era::Modern, Method::ServerDiscover) => {
                 (self.discover(), Some((DISCOVER_TTL_MS, "public")))

@@ -1,0 +1,61 @@
+//! Resources, prompts and completion answered by another MCP server on the caller's behalf
+//! (the gateway's upstream, [`crate::gateway`]): a [`Passthrough`] adds its capabilities to the
+//! server's and answers those methods, under the caller's rules like local ones (a caller
+//! whose policy denies resources gets `-32601` for them, as from a server without any).
+
+use serde_json::{Map, Value};
+
+use super::McpServer;
+use crate::error::RpcError;
+use crate::mcp::context::Call;
+use crate::mcp::method::Method;
+use crate::mcp::resources::BoxFuture;
+use crate::security::principal::Principal;
+
+/// Another server that answers resources, prompts and completion.
+pub trait Passthrough: Send + Sync + 'static {
+    /// The capabilities it answers for (`resources`, `prompts`, `completions`).
+    fn capabilities(&self) -> Map<String, Value>;
+    /// Answers `method` with `params` (their `_meta` already removed) for `caller`.
+    fn forward<'a>(
+        &'a self,
+        method: &'static str,
+        params: Map<String, Value>,
+        caller: &'a Principal,
+    ) -> BoxFuture<'a, Result<Value, RpcError>>;
+}
+
+/// The capability a passed-through method needs, for the methods that can be passed through.
+fn capability_of(method: &Method) -> Option<&'static str> {
+    match method {
+        Method::ResourcesList | Method::ResourcesRead | Method::ResourcesTemplatesList => {
+            Some("resources")
+        }
+        Method::PromptsList | Method::PromptsGet => Some("prompts"),
+        Method::CompletionComplete => Some("completions"),
+        _ => None,
+    }
+}
+
+impl McpServer {
+    /// The passthrough's answer to `method`, if it answers that method.
+    pub(super) async fn pass_through(
+        &self,
+        method: &Method,
+        params: &Map<String, Value>,
+        call: &Call,
+    ) -> Option<Result<Value, RpcError>> {
+        let passthrough = self.passthrough.as_ref()?;
+        let capability = capability_of(method)?;
+        if !passthrough.capabilities().contains_key(capability) {
+            return None;
+        }
+        if capability != "prompts" && !call.rules.resources {
+            return Some(Err(RpcError::MethodNotFound));
+        }
+        let mut params = params.clone();
+        params.remove("_meta");
+        let name = method.known_name()?;
+        Some(passthrough.forward(name, params, &call.caller).await)
+    }
+}
