@@ -128,15 +128,29 @@ impl GatewayTools {
             progress,
         );
         tokio::pin!(call);
-        let outcome = loop {
-            tokio::select! {
-                outcome = &mut call => break outcome,
-                Some(update) = async { match &mut updates { Some(rx) => rx.recv().await, None => None } } => {
-                    let at = update["progress"].as_f64().unwrap_or(0.0);
-                    ctx.progress(at, update["total"].as_f64(), update["message"].as_str()).await;
-                }
+        // Progress the upstream sent before its result is delivered before the result.
+        let forward = |update: Value| {
+            let ctx = &ctx;
+            async move {
+                let at = update["progress"].as_f64().unwrap_or(0.0);
+                ctx.progress(at, update["total"].as_f64(), update["message"].as_str())
+                    .await;
             }
         };
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                Some(update) = async { match &mut updates { Some(rx) => rx.recv().await, None => None } } => {
+                    forward(update).await;
+                }
+                outcome = &mut call => break outcome,
+            }
+        };
+        if let Some(rx) = &mut updates {
+            while let Ok(update) = rx.try_recv() {
+                forward(update).await;
+            }
+        }
         match outcome {
             Ok(result) if is_call_tool_result(&result) => Ok(result),
             Ok(_) => Err(RpcError::Upstream(

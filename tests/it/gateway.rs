@@ -351,5 +351,7 @@ async fn resources_and_prompts_come_from_the_callers_own_process_in_both_eras() 
     );
     let listed = h.modern("resources/list", json!({})).await.json();
     assert_eq!(listed["result"]["resources"][0]["uri"], "test://greeting");
+    assert_eq!(listed["result"]["cacheScope"], "private", "each caller has its own upstream");
+    assert!(listed["result"]["ttlMs"].is_u64());
     pool.stop_all();
 }

@@ -278,10 +278,10 @@ impl McpServer {
     pub async fn handle(&self, request: &Request, call: Call) -> Result<Value, RpcError> {
         let params = &request.params;
         let era = call.era;
-        if let Some(answer) = self.pass_through(&request.method, params, &call).await {
+        if let Some((answer, cache)) = self.pass_through(&request.method, params, &call).await {
             return Ok(match era {
                 Era::Legacy => answer?,
-                Era::Modern => self.modern_result(answer?, None),
+                Era::Modern => self.modern_result(answer?, cache),
             });
         }
         let (result, cache) = match (era, &request.method) {

@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use super::McpServer;
+use super::{CacheHint, FILES_TTL_MS, McpServer};
 use crate::error::RpcError;
 use crate::mcp::context::Call;
 use crate::mcp::method::Method;
@@ -38,24 +38,29 @@ fn capability_of(method: &Method) -> Option<&'static str> {
 }
 
 impl McpServer {
-    /// The passthrough's answer to `method`, if it answers that method.
+    /// The passthrough's answer to `method`, if it answers that method, with the cache hint of
+    /// a 2026 list or read (private: each caller has its own upstream process).
     pub(super) async fn pass_through(
         &self,
         method: &Method,
         params: &Map<String, Value>,
         call: &Call,
-    ) -> Option<Result<Value, RpcError>> {
+    ) -> Option<(Result<Value, RpcError>, Option<CacheHint>)> {
         let passthrough = self.passthrough.as_ref()?;
         let capability = capability_of(method)?;
         if !passthrough.capabilities().contains_key(capability) {
             return None;
         }
         if capability != "prompts" && !call.rules.resources {
-            return Some(Err(RpcError::MethodNotFound));
+            return Some((Err(RpcError::MethodNotFound), None));
         }
         let mut params = params.clone();
         params.remove("_meta");
         let name = method.known_name()?;
-        Some(passthrough.forward(name, params, &call.caller).await)
+        let cache = match method {
+            Method::PromptsGet | Method::CompletionComplete => None,
+            _ => Some((FILES_TTL_MS, "private")),
+        };
+        Some((passthrough.forward(name, params, &call.caller).await, cache))
     }
 }

