@@ -8,9 +8,12 @@
 //!   stopped and its pending requests fail;
 //! - stderr goes to our log (target `upstream`), each line cut to [`MAX_STDERR_LINE`] bytes, at
 //!   most [`STDERR_LINES_PER_SECOND`] lines a second, the rest counted;
-//! - a request the child sends us (sampling, elicitation, roots) is answered `-32601` at once,
-//!   so the child never waits on a client that cannot hear it;
-//! - progress notifications go to the request that owns their token, never anywhere else;
+//! - a request the child sends us (sampling, elicitation, roots) goes to its principal's newest
+//!   call in flight, which relays it to its client if the client declared the capability and
+//!   can be asked (a 2025 session's stream); otherwise it is answered `-32601` at once, so the
+//!   child never waits on a client that cannot hear it ([`ASK_TIMEOUT`] at most);
+//! - progress notifications go to the request that owns their token, log messages to the
+//!   principal's newest call; never to another principal;
 //! - when the child exits, every pending request fails with a JSON-RPC error;
 //! - stopping: stdin closed, SIGTERM to the group, SIGKILL after [`KILL_AFTER`].
 
@@ -50,11 +53,42 @@ pub struct Spawn {
 
 type Reply = Result<Value, Value>;
 
-/// Requests in flight and progress routes of one child.
+/// How long the child's own request waits for the client's answer.
+pub const ASK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What the child sends that belongs to a call in flight.
+#[derive(Debug)]
+pub enum Inbound {
+    /// `notifications/progress` params, for the call whose token they carry.
+    Progress(Value),
+    /// `notifications/message` params.
+    Log(Value),
+    /// A request of the child's own (`sampling/createMessage`, `elicitation/create`,
+    /// `roots/list`): the call relays it to its client, or refuses it, through `answer`.
+    Ask {
+        method: String,
+        params: Value,
+        answer: oneshot::Sender<Reply>,
+    },
+}
+
+/// Requests in flight, and where each call hears what the child sends it.
 #[derive(Default)]
 struct Routes {
     pending: HashMap<u64, oneshot::Sender<Reply>>,
-    progress: HashMap<String, mpsc::Sender<Value>>,
+    /// Token `gw-<id>` → the call's inbound channel.
+    listeners: HashMap<String, (u64, mpsc::Sender<Inbound>)>,
+}
+
+impl Routes {
+    /// The newest call in flight that listens (log messages and the child's requests carry no
+    /// token: they go to this principal's newest call, never to another principal's).
+    fn newest(&self) -> Option<mpsc::Sender<Inbound>> {
+        self.listeners
+            .values()
+            .max_by_key(|(id, _)| *id)
+            .map(|(_, tx)| tx.clone())
+    }
 }
 
 /// A running child and the client half of its JSON-RPC session.
@@ -135,7 +169,7 @@ impl Upstream {
         };
         let params = json!({
             "protocolVersion": CHILD_PROTOCOL,
-            "capabilities": {},
+            "capabilities": { "sampling": {}, "elicitation": {}, "roots": {} },
             "clientInfo": { "name": "secure-mcp-server-gateway", "version": env!("CARGO_PKG_VERSION") },
         });
         let init =
@@ -171,14 +205,15 @@ impl Upstream {
     }
 
     /// Sends a request and waits for its answer: the result, or the child's error object as
-    /// `Err(Ok(error))`; `Err(Err(_))` when the child went away. With `progress`, the child's
-    /// progress notifications for this request are forwarded there. If the future is dropped
-    /// first, the child is told the request was cancelled.
+    /// `Err(Ok(error))`; `Err(Err(_))` when the child went away. With `listener`, what the child
+    /// sends for this call ([`Inbound`]) goes there, and with `wants_progress` the request
+    /// carries a progress token. If the future is dropped first, the child is told the request
+    /// was cancelled.
     pub async fn request(
         &self,
         method: &str,
         mut params: Value,
-        progress: Option<mpsc::Sender<Value>>,
+        listener: Option<(mpsc::Sender<Inbound>, bool)>,
     ) -> Result<Value, Result<Value, RpcError>> {
         if !self.is_alive() {
             return Err(Err(RpcError::Upstream(
@@ -191,9 +226,9 @@ impl Upstream {
         {
             let mut routes = lock(&self.routes);
             routes.pending.insert(id, answer);
-            if let Some(progress) = progress {
-                routes.progress.insert(token.clone(), progress);
-                if let Value::Object(p) = &mut params {
+            if let Some((inbound, wants_progress)) = listener {
+                routes.listeners.insert(token.clone(), (id, inbound));
+                if wants_progress && let Value::Object(p) = &mut params {
                     let meta = p.entry("_meta").or_insert_with(|| json!({}));
                     meta["progressToken"] = json!(token);
                 }
@@ -266,7 +301,7 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         let mut routes = lock(&self.upstream.routes);
         routes.pending.remove(&self.id);
-        routes.progress.remove(&self.token);
+        routes.listeners.remove(&self.token);
         drop(routes);
         if !self.done {
             let cancel = json!({ "jsonrpc": "2.0", "method": "notifications/cancelled",
@@ -350,21 +385,49 @@ async fn handle(message: Value, routes: &Mutex<Routes>, to_child: &mpsc::Sender<
                 let _ = answer.send(reply);
             }
         }
-        (Some(_), Some(id)) => {
-            // A request of the child's own (sampling, elicitation, roots): not relayed.
-            let refusal = json!({ "jsonrpc": "2.0", "id": id,
-                "error": { "code": -32601, "message": "Method not found" } });
-            let mut line = refusal.to_string().into_bytes();
-            line.push(b'\n');
-            let _ = to_child.send(line).await;
+        (Some(method), Some(id)) => {
+            // A request of the child's own: its principal's newest call relays it (if its
+            // client can answer), else it is refused at once; either way the child hears back.
+            let (answer, answered) = oneshot::channel();
+            let ask = Inbound::Ask {
+                method: method.to_owned(),
+                params: message.get("params").cloned().unwrap_or(Value::Null),
+                answer,
+            };
+            let newest = lock(routes).newest();
+            let relayed = newest.is_some_and(|tx| tx.try_send(ask).is_ok());
+            let id = id.clone();
+            let to_child = to_child.clone();
+            tokio::spawn(async move {
+                let refused = json!({ "jsonrpc": "2.0", "id": id,
+                    "error": { "code": -32601, "message": "Method not found" } });
+                let reply = match tokio::time::timeout(ASK_TIMEOUT, answered).await {
+                    Ok(Ok(Ok(result))) if relayed => {
+                        json!({ "jsonrpc": "2.0", "id": id, "result": result })
+                    }
+                    Ok(Ok(Err(error))) if relayed => {
+                        json!({ "jsonrpc": "2.0", "id": id, "error": error })
+                    }
+                    _ => refused,
+                };
+                let mut line = reply.to_string().into_bytes();
+                line.push(b'\n');
+                let _ = to_child.send(line).await;
+            });
         }
         (Some("notifications/progress"), None) => {
             let token = message["params"]["progressToken"]
                 .as_str()
                 .unwrap_or_default();
-            let route = lock(routes).progress.get(token).cloned();
+            let route = lock(routes).listeners.get(token).map(|(_, tx)| tx.clone());
             if let Some(route) = route {
-                let _ = route.try_send(message["params"].clone());
+                let _ = route.try_send(Inbound::Progress(message["params"].clone()));
+            }
+        }
+        (Some("notifications/message"), None) => {
+            let newest = lock(routes).newest();
+            if let Some(route) = newest {
+                let _ = route.try_send(Inbound::Log(message["params"].clone()));
             }
         }
         _ => {}

@@ -12,17 +12,19 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
+use super::child::Inbound;
 use super::pins::{DIGEST_META, Pins, digest};
 use super::pool::{Pool, Running};
 use crate::error::RpcError;
-use crate::mcp::context::ToolContext;
+use crate::mcp::context::{ToolContext, capability_for};
+use crate::mcp::events::LogLevel;
 use crate::mcp::headers::ParamHeader;
 use crate::mcp::jsonrpc::string_param;
 use crate::mcp::request_state::StateSealer;
 use crate::tools::registry::{ToolProvider, check_arguments, result};
 
-/// Progress notifications one call may have waiting.
-const PROGRESS_BUFFER: usize = 16;
+/// Messages from the upstream (progress, log, its own requests) one call may have waiting.
+const INBOUND_BUFFER: usize = 16;
 
 /// The tools of one upstream server.
 pub struct GatewayTools {
@@ -115,41 +117,24 @@ impl GatewayTools {
             report_changed(name, Some(ctx.caller.name()));
             return Err(RpcError::InvalidParams("unknown tool".into()));
         }
-        let (progress, mut updates) = match &ctx.progress_token {
-            Some(_) => {
-                let (tx, rx) = mpsc::channel(PROGRESS_BUFFER);
-                (Some(tx), Some(rx))
-            }
-            None => (None, None),
-        };
+        let (inbound, mut heard) = mpsc::channel(INBOUND_BUFFER);
+        let wants_progress = ctx.progress_token.is_some();
         let call = running.upstream.request(
             "tools/call",
             json!({ "name": name, "arguments": arguments }),
-            progress,
+            Some((inbound, wants_progress)),
         );
         tokio::pin!(call);
-        // Progress the upstream sent before its result is delivered before the result.
-        let forward = |update: Value| {
-            let ctx = &ctx;
-            async move {
-                let at = update["progress"].as_f64().unwrap_or(0.0);
-                ctx.progress(at, update["total"].as_f64(), update["message"].as_str())
-                    .await;
-            }
-        };
+        // What the upstream sent before its result is delivered before the result.
         let outcome = loop {
             tokio::select! {
                 biased;
-                Some(update) = async { match &mut updates { Some(rx) => rx.recv().await, None => None } } => {
-                    forward(update).await;
-                }
+                Some(message) = heard.recv() => deliver(&ctx, message).await,
                 outcome = &mut call => break outcome,
             }
         };
-        if let Some(rx) = &mut updates {
-            while let Ok(update) = rx.try_recv() {
-                forward(update).await;
-            }
+        while let Ok(message) = heard.try_recv() {
+            deliver(&ctx, message).await;
         }
         match outcome {
             Ok(result) if is_call_tool_result(&result) => Ok(result),
@@ -163,6 +148,41 @@ impl GatewayTools {
                 _ => RpcError::Upstream("the upstream server answered with an error"),
             }),
             Err(Err(e)) => Err(e),
+        }
+    }
+}
+
+/// Passes what the upstream sent during a call to the call's client: progress, log messages
+/// (at the level the client asked for), and the upstream's own requests, relayed only if the
+/// client declared the capability they need (else refused, so the upstream does not wait).
+async fn deliver(ctx: &ToolContext, message: Inbound) {
+    match message {
+        Inbound::Progress(update) => {
+            let at = update["progress"].as_f64().unwrap_or(0.0);
+            ctx.progress(at, update["total"].as_f64(), update["message"].as_str())
+                .await;
+        }
+        Inbound::Log(params) => {
+            if let Some(level) = params["level"].as_str().and_then(LogLevel::parse) {
+                let logger = params["logger"].as_str().unwrap_or("upstream");
+                ctx.log(level, logger, params["data"].clone()).await;
+            }
+        }
+        Inbound::Ask {
+            method,
+            params,
+            answer,
+        } => {
+            let declared = capability_for(&method)
+                .is_some_and(|cap| ctx.client_capabilities.contains_key(cap));
+            let reply = match declared {
+                true => ctx
+                    .ask_client(&method, params)
+                    .await
+                    .map_err(|_| json!({ "code": -32603, "message": "the client did not answer" })),
+                false => Err(json!({ "code": -32601, "message": "Method not found" })),
+            };
+            let _ = answer.send(reply);
         }
     }
 }

@@ -58,7 +58,19 @@ async fn the_upstreams_tools_are_served_in_both_eras_with_their_digests() {
     let list = h.modern("tools/list", json!({})).await.json();
     let tools = list["result"]["tools"].as_array().expect("tools").clone();
     let names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
-    assert_eq!(names, ["echo", "slow", "crash", "ask", "env", "pid", "big"]);
+    assert_eq!(
+        names,
+        [
+            "echo",
+            "slow",
+            "crash",
+            "ask",
+            "env",
+            "pid",
+            "cancelled",
+            "big"
+        ]
+    );
     for t in &tools {
         let digest = t["_meta"]["io.github.secure-mcp-server/definitionDigest"]
             .as_str()
@@ -351,7 +363,100 @@ async fn resources_and_prompts_come_from_the_callers_own_process_in_both_eras() 
     );
     let listed = h.modern("resources/list", json!({})).await.json();
     assert_eq!(listed["result"]["resources"][0]["uri"], "test://greeting");
-    assert_eq!(listed["result"]["cacheScope"], "private", "each caller has its own upstream");
+    assert_eq!(
+        listed["result"]["cacheScope"], "private",
+        "each caller has its own upstream"
+    );
     assert!(listed["result"]["ttlMs"].is_u64());
+    pool.stop_all();
+}
+
+/// A 2025 session of `KEY` whose client declared `capabilities`.
+async fn session_with(h: &Harness, capabilities: Value) -> String {
+    let reply = h
+        .legacy(
+            KEY,
+            None,
+            json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+                "protocolVersion": "2025-11-25", "capabilities": capabilities,
+                "clientInfo": {"name":"it","version":"1"}}}),
+        )
+        .await;
+    let session = reply.header("mcp-session-id").expect("session").to_owned();
+    h.legacy(
+        KEY,
+        Some(&session),
+        json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+    )
+    .await;
+    session
+}
+
+#[tokio::test]
+async fn the_upstreams_own_request_is_relayed_to_a_2025_client_that_declared_the_capability() {
+    use futures_util::StreamExt;
+    use tower::ServiceExt;
+    let (h, pool) = gateway_with(&options(&[], None)).await;
+    let session = session_with(&h, json!({ "sampling": {} })).await;
+    let request = axum::http::Request::post("/mcp")
+        .header("host", "127.0.0.1")
+        .header("authorization", format!("Bearer {KEY}"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .body(axum::body::Body::from(
+            json!({"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"ask","arguments":{}}}).to_string(),
+        ))
+        .expect("request");
+    let response = h.app.clone().oneshot(request).await.expect("response");
+    let mut body = response.into_body().into_data_stream();
+    let first = body.next().await.expect("an event").expect("bytes");
+    let first = String::from_utf8_lossy(&first).into_owned();
+    let asked: Value = first
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or_else(|| panic!("no message: {first}"));
+    assert_eq!(asked["method"], "sampling/createMessage", "{asked}");
+    let answer = json!({"jsonrpc":"2.0","id":asked["id"],"result":{"role":"assistant","content":{"type":"text","text":"from the client"},"model":"m"}});
+    assert_eq!(
+        h.legacy(KEY, Some(&session), answer).await.status,
+        StatusCode::ACCEPTED
+    );
+    let mut rest = String::new();
+    while let Some(chunk) = body.next().await {
+        rest.push_str(&String::from_utf8_lossy(&chunk.expect("bytes")));
+    }
+    assert!(
+        rest.contains("from the client"),
+        "the upstream got the client's answer: {rest}"
+    );
+    // A session that did not declare sampling: the upstream is refused at once.
+    let plain = session_with(&h, json!({})).await;
+    let refused = h
+        .legacy(KEY, Some(&plain), json!({"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"ask","arguments":{}}}))
+        .await;
+    assert!(refused.text.contains("-32601"), "{}", refused.text);
+    pool.stop_all();
+}
+
+#[tokio::test]
+async fn a_call_the_client_abandons_is_cancelled_upstream() {
+    let (h, pool) = gateway_with(&options(&[], None)).await;
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(300),
+        call(&h, KEY, "slow", json!({ "seconds": 5 })),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the call was still running");
+    let mut seen = String::new();
+    for _ in 0..50 {
+        seen = text(&call(&h, KEY, "cancelled", json!({})).await);
+        if seen != "[]" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_ne!(seen, "[]", "the upstream heard notifications/cancelled");
     pool.stop_all();
 }
