@@ -33,6 +33,7 @@ use crate::mcp::request_state::StateSealer;
 pub use crate::mcp::tasks::TaskSupport;
 use crate::mcp::tasks::{self, Launched};
 use crate::mcp::version::Era;
+use crate::tools::digest::{DIGEST_META, digest};
 
 /// What a tool is handed and how it fails, defined with the request context and the errors;
 /// named here too, because every tool names them.
@@ -142,7 +143,7 @@ impl ToolRegistry {
         );
         let param_headers =
             param_headers(&def.input_schema).unwrap_or_else(|e| panic!("tool {}: {e}", def.name));
-        self.listed.push(json!({
+        let mut entry = json!({
             "name": def.name,
             "title": def.title,
             "description": def.description,
@@ -154,7 +155,10 @@ impl ToolRegistry {
                 "idempotentHint": def.read_only,
                 "openWorldHint": false,
             },
-        }));
+        });
+        // The digest a client can pin the definition by (the gateway's pins use the same).
+        entry["_meta"] = json!({ DIGEST_META: digest(&entry) });
+        self.listed.push(entry);
         self.by_name.insert(def.name, self.tools.len());
         self.tools.push(Registered {
             tool: Arc::new(tool),
@@ -431,5 +435,10 @@ mod tests {
         assert_eq!(t["annotations"]["destructiveHint"], false);
         assert_eq!(t["annotations"]["openWorldHint"], false);
         assert_eq!(t["inputSchema"]["type"], "object");
+        assert_eq!(
+            t["_meta"][DIGEST_META].as_str(),
+            Some(digest(t).as_str()),
+            "our own tools carry the digest a client can pin them by"
+        );
     }
 }
