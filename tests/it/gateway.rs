@@ -460,3 +460,46 @@ async fn a_call_the_client_abandons_is_cancelled_upstream() {
     assert_ne!(seen, "[]", "the upstream heard notifications/cancelled");
     pool.stop_all();
 }
+
+#[tokio::test]
+async fn a_keys_policy_applies_to_the_upstreams_tools_and_resources() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[keys.cli-1]\ntools = [\"echo\"]\nresources = false\n",
+    )
+    .expect("write");
+    let policy_arg = policy.to_string_lossy().into_owned();
+    let (server, pool) = gateway::build(&options(&[], None)).await.expect("gateway");
+    let h = Harness::serving(&["--policy", &policy_arg], server);
+    let list = h.modern("tools/list", json!({})).await.json();
+    let names: Vec<&str> = list["result"]["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["echo"]);
+    assert_eq!(
+        text(&call(&h, KEY, "echo", json!({ "text": "ok" })).await),
+        "ok"
+    );
+    let denied = call(&h, KEY, "env", json!({ "name": "PATH" })).await;
+    assert_eq!(
+        denied.code(),
+        -32602,
+        "answered as unknown: {}",
+        denied.text
+    );
+    let read = h
+        .modern("resources/read", json!({ "uri": "test://greeting" }))
+        .await;
+    assert_eq!(read.code(), -32601, "{}", read.text);
+    // Another key, without a policy entry, sees everything.
+    assert_ne!(
+        text(&call(&h, OTHER_KEY, "env", json!({ "name": "PATH" })).await),
+        "null"
+    );
+    pool.stop_all();
+}
