@@ -166,7 +166,7 @@ fn main() -> ExitCode {
             opened,
             listener,
             server::shutdown_signal(),
-            Some(mcp),
+            |state| state.with_gateway(mcp, pool.clone()),
         )
         .await;
         pool.stop_all();

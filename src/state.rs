@@ -85,6 +85,8 @@ pub struct AppParts {
     pub started: tokio::time::Instant,
     /// `/metrics` is served on its own listener (without a key), not on the main router.
     pub metrics_elsewhere: bool,
+    /// A gateway's upstream processes (`secure-mcp-server gateway`), for the metrics.
+    pub gateway: Option<Arc<crate::gateway::Pool>>,
 }
 
 /// The HTTP limits the router and the connection loop enforce.
@@ -199,6 +201,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             started: tokio::time::Instant::now(),
             metrics_elsewhere: config.metrics_bind.is_some(),
+            gateway: None,
         }))
     }
 
@@ -222,6 +225,13 @@ impl AppState {
         Self(Arc::new(parts))
     }
 
+    /// A gateway: `server` fronts the upstream whose processes `pool` runs.
+    pub fn with_gateway(self, server: Arc<McpServer>, pool: Arc<crate::gateway::Pool>) -> Self {
+        let mut parts = (*self.with_server(server).0).clone();
+        parts.gateway = Some(pool);
+        Self(Arc::new(parts))
+    }
+
     /// The figures the metrics read from the state.
     pub fn gauges(&self) -> Gauges {
         Gauges {
@@ -230,6 +240,7 @@ impl AppState {
             rate_limit_clients: self.limiters.requests.tracked(),
             audit_dropped: self.observability.audit.dropped(),
             fleet: self.fleet.as_ref().map(|f| f.figures()),
+            gateway: self.gateway.as_ref().map(|p| p.figures()),
         }
     }
 

@@ -70,6 +70,8 @@ pub struct Pool {
     /// Processes started and crashed, for the log and the metrics.
     pub starts: std::sync::atomic::AtomicU64,
     pub exits: std::sync::atomic::AtomicU64,
+    /// Calls refused because the process's definition of the tool differs from its pin.
+    pub definitions_changed: std::sync::atomic::AtomicU64,
 }
 
 impl Pool {
@@ -81,6 +83,7 @@ impl Pool {
             starting: tokio::sync::Mutex::new(()),
             starts: Default::default(),
             exits: Default::default(),
+            definitions_changed: Default::default(),
         }
     }
 
@@ -94,6 +97,17 @@ impl Pool {
             .values()
             .filter(|s| s.running.as_ref().is_some_and(|r| r.upstream.is_alive()))
             .count()
+    }
+
+    /// The figures the metrics show.
+    pub fn figures(&self) -> crate::observability::gauges::GatewayFigures {
+        use std::sync::atomic::Ordering::Relaxed;
+        crate::observability::gauges::GatewayFigures {
+            live: self.live() as u64,
+            starts: self.starts.load(Relaxed),
+            exits: self.exits.load(Relaxed),
+            definitions_changed: self.definitions_changed.load(Relaxed),
+        }
     }
 
     /// Starts a process with no principal (the gateway's own look at what the upstream offers),

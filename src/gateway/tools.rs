@@ -114,6 +114,9 @@ impl GatewayTools {
         }
         let running = self.pool.process_for(&ctx.caller).await?;
         if running.tools.get(name) != self.pins.get(name) {
+            self.pool
+                .definitions_changed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             report_changed(name, Some(ctx.caller.name()));
             return Err(RpcError::InvalidParams("unknown tool".into()));
         }

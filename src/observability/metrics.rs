@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use super::gauges::GATEWAY_GAUGES;
+pub use super::gauges::{FleetFigures, GatewayFigures, Gauges};
 use crate::mcp::method::Method;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -90,6 +92,8 @@ pub struct Metrics {
     audit_dropped: Gauge,
     /// Redis up, round trips, outages, fallback decisions (a fleet's instances only).
     fleet: [Gauge; 4],
+    /// A gateway's upstream processes: live, started, exited, definitions changed.
+    gateway: [Gauge; 4],
     resident_bytes: Gauge,
     cpu_seconds: Gauge<f64, AtomicU64>,
     tools: Vec<String>,
@@ -200,6 +204,10 @@ impl Metrics {
         ]) {
             registry.register(name, help, gauge.clone());
         }
+        let gateway: [Gauge; 4] = Default::default();
+        for (gauge, (name, help)) in gateway.iter().zip(GATEWAY_GAUGES) {
+            registry.register(name, help, gauge.clone());
+        }
         let resident_bytes = Gauge::default();
         registry.register(
             "process_resident_memory_bytes",
@@ -224,6 +232,7 @@ impl Metrics {
             rate_limit_clients,
             audit_dropped,
             fleet,
+            gateway,
             resident_bytes,
             cpu_seconds,
             tools,
@@ -301,6 +310,12 @@ impl Metrics {
                 gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
             }
         }
+        if let Some(g) = gauges.gateway {
+            let values = [g.live, g.starts, g.exits, g.definitions_changed];
+            for (gauge, value) in self.gateway.iter().zip(values) {
+                gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+            }
+        }
     }
 
     pub fn resident_bytes(&self) -> i64 {
@@ -339,30 +354,6 @@ impl Metrics {
                 .set(p.accumulated_cpu_time() as f64 / 1000.0);
         }
     }
-}
-
-/// The figures other parts of the server hold, read at scrape and sample time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Gauges {
-    /// Live 2025-era sessions.
-    pub sessions: usize,
-    /// Task records held (2026-07-28 tasks).
-    pub tasks: usize,
-    /// Clients the request rate limiter tracks.
-    pub rate_limit_clients: usize,
-    /// Audit events dropped since start.
-    pub audit_dropped: u64,
-    /// The fleet's Redis link, if the instance is one of a fleet.
-    pub fleet: Option<FleetFigures>,
-}
-
-/// The figures of a fleet's Redis link (counts since start).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FleetFigures {
-    pub redis_up: bool,
-    pub round_trips: u64,
-    pub outages: u64,
-    pub fallback_decisions: u64,
 }
 
 /// Samples memory and CPU every [`SAMPLE_EVERY`] and logs a summary every [`SUMMARY_EVERY`];

@@ -2,6 +2,7 @@
 //! Prometheus metrics with memory and CPU figures.
 
 pub mod audit;
+pub mod gauges;
 pub mod handle;
 pub mod logging;
 pub mod metrics;

@@ -82,16 +82,16 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    run_serving(config, opened, listener, shutdown, None).await
+    run_serving(config, opened, listener, shutdown, |state| state).await
 }
 
-/// [`run`], serving `server` (a gateway's, an embedder's) instead of the built-in tools.
+/// [`run`], with the state changed by `customize` first (a gateway's server, an embedder's).
 pub async fn run_serving(
     config: &Config,
     opened: Opened,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    server: Option<std::sync::Arc<crate::mcp::dispatch::McpServer>>,
+    customize: impl FnOnce(AppState) -> AppState,
 ) -> std::io::Result<()> {
     if !config.bind.ip().is_loopback() && config.tls.is_none() {
         tracing::warn!(
@@ -102,10 +102,7 @@ pub async fn run_serving(
         );
     }
     let tls = opened.tls.clone();
-    let mut state = AppState::new(config, opened);
-    if let Some(server) = server {
-        state = state.with_server(server);
-    }
+    let state = customize(AppState::new(config, opened));
     let metrics = match config.metrics_bind {
         Some(addr) => Some(TcpListener::bind(addr).await?),
         None => None,

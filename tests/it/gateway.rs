@@ -295,6 +295,22 @@ async fn the_binary_serves_a_gateway_and_stops_its_upstreams_on_sigterm() {
         .expect("pid")
         .to_owned();
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let metrics = client
+        .get(url.replace("/mcp", "/metrics"))
+        .header("authorization", format!("Bearer {KEY}"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        "mcp_gateway_upstreams_live 1",
+        "mcp_gateway_upstream_starts 1",
+        "mcp_gateway_upstream_exits 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
     server.signal("TERM");
     assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
     let mut gone = false;
