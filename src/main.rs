@@ -191,6 +191,8 @@ fn gateway_options(cli: &Cli) -> gateway::GatewayOptions {
         limits: gateway::PoolLimits {
             max_processes: cli.max_upstreams.max(1),
             idle: std::time::Duration::from_secs(cli.upstream_idle_secs.max(1)),
+            per_session: cli.upstream_scope
+                == secure_mcp_server::config::cli::UpstreamScope::Session,
         },
         pin_file: cli.pin_file.clone(),
     }

@@ -381,12 +381,31 @@ pub struct Cli {
     )]
     pub upstream_idle_secs: u64,
 
+    /// Gateway: one upstream process per key (or token subject), or per 2025-era session of a
+    /// key (for upstreams that keep state per client; requests without a session share the
+    /// key's process).
+    #[arg(
+        long,
+        env = "MCP_UPSTREAM_SCOPE",
+        value_enum,
+        default_value_t = UpstreamScope::Key,
+        value_name = "SCOPE"
+    )]
+    pub upstream_scope: UpstreamScope,
+
     /// Gateway: the upstream server's command and arguments, after `--` (run without a shell).
     #[arg(last = true, value_name = "COMMAND", hide = true)]
     pub upstream: Vec<String>,
 
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// What one gateway upstream process serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UpstreamScope {
+    Key,
+    Session,
 }
 
 /// How diagnostics are written.

@@ -9,9 +9,9 @@ use serde_json::{Map, Value, json};
 
 use super::pool::Pool;
 use crate::error::RpcError;
+use crate::mcp::context::Call;
 use crate::mcp::dispatch::Passthrough;
 use crate::mcp::resources::BoxFuture;
-use crate::security::principal::Principal;
 
 /// The upstream's resources, prompts and completion.
 pub struct UpstreamPassthrough {
@@ -41,10 +41,13 @@ impl Passthrough for UpstreamPassthrough {
         &'a self,
         method: &'static str,
         params: Map<String, Value>,
-        caller: &'a Principal,
+        call: &'a Call,
     ) -> BoxFuture<'a, Result<Value, RpcError>> {
         Box::pin(async move {
-            let running = self.pool.process_for(caller).await?;
+            let running = self
+                .pool
+                .process_for(&call.caller, call.session.as_ref())
+                .await?;
             let uri = params.get("uri").and_then(Value::as_str).map(str::to_owned);
             match running
                 .upstream

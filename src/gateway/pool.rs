@@ -1,14 +1,14 @@
-//! The upstream processes: one per principal (a key, or a token's subject), never shared
-//! across principals, started on the principal's first call and stopped after
-//! [`PoolLimits::idle`] without a call, at shutdown, and when their principal's slot is
-//! needed by nobody else. At most [`PoolLimits::max_processes`] run at once; a call that would
+//! The upstream processes: one per principal (a key, or a token's subject), or with
+//! [`PoolLimits::per_session`] one per 2025-era session of a principal; never shared across
+//! principals. Started on the first call and stopped after [`PoolLimits::idle`] without one,
+//! when its session ends (at the next sweep), and at shutdown. At most [`PoolLimits::max_processes`] run at once; a call that would
 //! need one more is refused (the server stays up). A process that exits is started again on
 //! its principal's next call, no sooner than its backoff allows (1 s, doubling to 30 s, reset by
 //! a start that lasts a minute). Every start lists the upstream's tools, so what each process
 //! offers is checked against the pins.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use super::child::{Spawn, Upstream};
 use super::pins::digest;
 use crate::error::RpcError;
+use crate::mcp::session::SessionState;
 use crate::security::principal::Principal;
 
 /// The bounds on upstream processes.
@@ -24,6 +25,9 @@ use crate::security::principal::Principal;
 pub struct PoolLimits {
     pub max_processes: usize,
     pub idle: Duration,
+    /// One process per 2025-era session (and per key for requests without one), for
+    /// upstreams that keep state per client.
+    pub per_session: bool,
 }
 
 impl Default for PoolLimits {
@@ -31,6 +35,7 @@ impl Default for PoolLimits {
         Self {
             max_processes: 32,
             idle: Duration::from_secs(600),
+            per_session: false,
         }
     }
 }
@@ -53,6 +58,8 @@ pub struct Running {
 #[derive(Debug)]
 struct Slot {
     running: Option<Arc<Running>>,
+    /// The session the process serves (per-session scope): when it ends, so does the process.
+    session: Option<Weak<SessionState>>,
     started: Instant,
     last_used: Instant,
     backoff: Duration,
@@ -117,8 +124,21 @@ impl Pool {
     }
 
     /// `caller`'s process, started if it has none (or its last one exited).
-    pub async fn process_for(&self, caller: &Principal) -> Result<Arc<Running>, RpcError> {
-        let key: Arc<str> = caller.binding().into();
+    pub async fn process_for(
+        &self,
+        caller: &Principal,
+        session: Option<&Arc<SessionState>>,
+    ) -> Result<Arc<Running>, RpcError> {
+        let session = session.filter(|_| self.limits.per_session);
+        let key: Arc<str> = match session {
+            // The session's address names it while it lives; the slot keeps a weak reference
+            // to tell a later session at the same address apart.
+            Some(s) => format!("{}#{:x}", caller.binding(), Arc::as_ptr(s) as usize).into(),
+            None => caller.binding().into(),
+        };
+        if let Some(s) = session {
+            self.forget_stale(&key, s);
+        }
         let now = Instant::now();
         if let Some(running) = self.current(&key, now)? {
             return Ok(running);
@@ -141,6 +161,7 @@ impl Pool {
                 let mut slots = self.slots();
                 let slot = slots.entry(key).or_insert(Slot {
                     running: None,
+                    session: session.map(Arc::downgrade),
                     started: now,
                     last_used: now,
                     backoff: FIRST_BACKOFF,
@@ -194,6 +215,7 @@ impl Pool {
         let mut slots = self.slots();
         let slot = slots.entry(key.clone()).or_insert(Slot {
             running: None,
+            session: None,
             started: now,
             last_used: now,
             backoff: FIRST_BACKOFF,
@@ -203,11 +225,34 @@ impl Pool {
         slot.backoff = (slot.backoff * 2).min(MAX_BACKOFF);
     }
 
-    /// Stops processes unused for the idle time (and forgets principals with none).
+    /// Drops the slot under `key` if it belonged to another session than `session`.
+    fn forget_stale(&self, key: &Arc<str>, session: &Arc<SessionState>) {
+        let mut slots = self.slots();
+        let stale = slots.get(key).is_some_and(|slot| {
+            slot.session
+                .as_ref()
+                .is_some_and(|weak| weak.upgrade().is_none_or(|s| !Arc::ptr_eq(&s, session)))
+        });
+        if stale
+            && let Some(Slot {
+                running: Some(running),
+                ..
+            }) = slots.remove(key)
+        {
+            running.upstream.stop();
+        }
+    }
+
+    /// Stops processes unused for the idle time, and those whose session ended (and forgets
+    /// principals with none).
     pub fn sweep(&self, now: Instant) {
         let idle = self.limits.idle;
         self.slots().retain(|_, slot| {
-            let unused = now.saturating_duration_since(slot.last_used) >= idle;
+            let ended = slot
+                .session
+                .as_ref()
+                .is_some_and(|s| s.upgrade().is_none_or(|s| s.closed().is_cancelled()));
+            let unused = ended || now.saturating_duration_since(slot.last_used) >= idle;
             if unused && let Some(running) = slot.running.take() {
                 running.upstream.stop();
             }

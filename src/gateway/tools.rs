@@ -112,7 +112,7 @@ impl GatewayTools {
         if let Some(refusal) = check_arguments(schema, &arguments) {
             return Ok(result(Err(refusal)));
         }
-        let running = self.pool.process_for(&ctx.caller).await?;
+        let running = self.pool.process_for(&ctx.caller, ctx.session()).await?;
         if running.tools.get(name) != self.pins.get(name) {
             self.pool
                 .definitions_changed

@@ -207,6 +207,11 @@ impl ToolContext {
         }
     }
 
+    /// The 2025-era session of the call, if any.
+    pub fn session(&self) -> Option<&Arc<SessionState>> {
+        self.session.as_ref()
+    }
+
     /// The id of the task this call runs as, if it became one.
     pub fn task_id(&self) -> Option<&str> {
         self.task.as_ref().map(TaskHandle::id)

@@ -519,3 +519,43 @@ async fn a_keys_policy_applies_to_the_upstreams_tools_and_resources() {
     );
     pool.stop_all();
 }
+
+#[tokio::test]
+async fn per_session_scope_gives_each_session_its_process_and_ends_it_with_the_session() {
+    let mut opts = options(&[], None);
+    opts.limits.per_session = true;
+    let (h, pool) = gateway_with(&opts).await;
+    let pid_in = |session: String| {
+        let h = &h;
+        async move {
+            let reply = h
+                .legacy(KEY, Some(&session), json!({"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"pid","arguments":{}}}))
+                .await;
+            reply.json()["result"]["content"][0]["text"]
+                .as_str()
+                .expect("pid")
+                .to_owned()
+        }
+    };
+    let (a, b) = (
+        h.initialize(KEY, "2025-11-25").await,
+        h.initialize(KEY, "2025-11-25").await,
+    );
+    let (pa, pb) = (pid_in(a.clone()).await, pid_in(b.clone()).await);
+    assert_ne!(pa, pb, "two sessions, two processes");
+    assert_eq!(pid_in(a.clone()).await, pa, "one session, one process");
+    let stateless = text(&call(&h, KEY, "pid", json!({})).await);
+    assert!(
+        stateless != pa && stateless != pb,
+        "a 2026 request uses the key's own process"
+    );
+    assert_eq!(pool.live(), 3);
+    assert_eq!(h.delete(KEY, Some(&a)).await, StatusCode::NO_CONTENT);
+    pool.sweep(tokio::time::Instant::now());
+    assert_eq!(
+        pool.live(),
+        2,
+        "the ended session's process is stopped at the sweep"
+    );
+    pool.stop_all();
+}

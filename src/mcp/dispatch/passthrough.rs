@@ -10,18 +10,18 @@ use crate::error::RpcError;
 use crate::mcp::context::Call;
 use crate::mcp::method::Method;
 use crate::mcp::resources::BoxFuture;
-use crate::security::principal::Principal;
 
 /// Another server that answers resources, prompts and completion.
 pub trait Passthrough: Send + Sync + 'static {
     /// The capabilities it answers for (`resources`, `prompts`, `completions`).
     fn capabilities(&self) -> Map<String, Value>;
-    /// Answers `method` with `params` (their `_meta` already removed) for `caller`.
+    /// Answers `method` with `params` (their `_meta` already removed) for the caller of
+    /// `call` (its principal, and its 2025 session if it has one).
     fn forward<'a>(
         &'a self,
         method: &'static str,
         params: Map<String, Value>,
-        caller: &'a Principal,
+        call: &'a Call,
     ) -> BoxFuture<'a, Result<Value, RpcError>>;
 }
 
@@ -61,6 +61,6 @@ impl McpServer {
             Method::PromptsGet | Method::CompletionComplete => None,
             _ => Some((FILES_TTL_MS, "private")),
         };
-        Some((passthrough.forward(name, params, &call.caller).await, cache))
+        Some((passthrough.forward(name, params, call).await, cache))
     }
 }
