@@ -3,8 +3,9 @@
 # in both modes (2026-07-28 and legacy), each request with a Bearer key:
 # - @modelcontextprotocol/server-everything (stdio): tools, progress, resources, prompts;
 # - @modelcontextprotocol/server-filesystem: reads inside its directory, refuses outside;
-# - a Python server on the SDK's high-level API (scripts/gateway_upstream.py): tools, progress,
-#   a resource, a prompt;
+# - a Python server on the SDK's high-level API (scripts/gateway_upstream.py), which speaks
+#   2026-07-28 on stdio (server-everything speaks 2025-11-25): tools, progress, a resource, a
+#   prompt;
 # and for each: no key gives 401 and starts no upstream; two keys get two processes. Installs the
 # npm packages (pinned, with a Node 22 binary) and the Python SDK into a cache outside the
 # repository. Skips (and says so) without python3 or npm.
@@ -86,6 +87,8 @@ run_upstream() { # plan extra-arg -- command...
         check "$plan $mode" "$venv/bin/python" scripts/gateway_client.py "http://$addr/mcp" "$key" "$mode" "$plan" $extra
     done
     if [ "$plan" = python ]; then
+        check "python: spoken to in 2026-07-28 (it answers server/discover)" grep -q 'upstream server started (2026-07-28)' "$work/$plan.log"
+        check "everything: spoken to in 2025-11-25 (it refuses server/discover)" grep -q 'upstream server started pid' "$work/everything.log"
         local a b
         a=$(pid_call "$addr" "$key") b=$(pid_call "$addr" "$other")
         check "python: two keys, two processes ($a, $b)" test -n "$a" -a -n "$b" -a "$a" != "$b"

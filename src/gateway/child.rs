@@ -1,7 +1,9 @@
 //! One upstream MCP server over stdio: spawned from the operator's argv (never a shell), in a
-//! process group of its own, with an empty environment plus an allow-list; spoken to as a
-//! 2025-11-25 client (`initialize`, then requests with ids of our own, so a client's ids never
-//! reach it and two clients' ids cannot collide).
+//! process group of its own, with an empty environment plus an allow-list. It is asked for
+//! `server/discover` first: a child that speaks 2026-07-28 gets `_meta` on every request; any
+//! other answer, or none within [`PROBE_TIMEOUT`], and it is spoken to as a 2025-11-25 client
+//! (`initialize`). Requests carry ids of our own, so a client's ids never reach it and two
+//! clients' ids cannot collide.
 //!
 //! Bounds and failures:
 //! - a line from the child longer than [`MAX_LINE`] is a protocol violation: the child is
@@ -40,8 +42,12 @@ pub const STDERR_LINES_PER_SECOND: u32 = 20;
 pub const KILL_AFTER: Duration = Duration::from_secs(2);
 /// How long the child has to answer `initialize`.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
-/// The protocol revision spoken to children.
+/// The protocol revision spoken to children that do not speak [`MODERN_PROTOCOL`].
 pub const CHILD_PROTOCOL: &str = "2025-11-25";
+/// The revision a child is asked about first (`server/discover`).
+pub const MODERN_PROTOCOL: &str = "2026-07-28";
+/// How long a child has to answer `server/discover` before it is taken for a 2025 server.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What starts a child: argv and the environment it gets.
 #[derive(Debug, Clone)]
@@ -98,8 +104,11 @@ pub struct Upstream {
     next_id: AtomicU64,
     alive: Arc<AtomicBool>,
     pid: Option<u32>,
-    /// The child's `initialize` result.
+    /// The child's `initialize` result (for a 2026-07-28 child, the same fields from its
+    /// `server/discover` result).
     pub initialized: Value,
+    /// The child speaks 2026-07-28: every request carries `_meta` instead of a session.
+    modern: bool,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -166,11 +175,18 @@ impl Upstream {
             alive,
             pid,
             initialized: Value::Null,
+            modern: false,
         };
+        if let Some(discovered) = upstream.discover().await {
+            upstream.initialized = discovered;
+            upstream.modern = true;
+            tracing::info!(target: "upstream", pid = ?pid, "upstream server started (2026-07-28)");
+            return Ok(Arc::new(upstream));
+        }
         let params = json!({
             "protocolVersion": CHILD_PROTOCOL,
             "capabilities": { "sampling": {}, "elicitation": {}, "roots": {} },
-            "clientInfo": { "name": "secure-mcp-server-gateway", "version": env!("CARGO_PKG_VERSION") },
+            "clientInfo": client_info(),
         });
         let init =
             tokio::time::timeout(START_TIMEOUT, upstream.request("initialize", params, None));
@@ -186,6 +202,27 @@ impl Upstream {
             .await;
         tracing::info!(target: "upstream", pid = ?pid, "upstream server started");
         Ok(Arc::new(upstream))
+    }
+
+    /// Asks the child for `server/discover` (2026-07-28): its capabilities and instructions if
+    /// it speaks that revision; `None` for an error of any kind or no answer within
+    /// [`PROBE_TIMEOUT`] (a 2025 server: the caller falls back to `initialize`).
+    async fn discover(&mut self) -> Option<Value> {
+        self.modern = true;
+        let probe = self.request("server/discover", json!({}), None);
+        let answer = tokio::time::timeout(PROBE_TIMEOUT, probe).await;
+        self.modern = false;
+        let result = answer.ok()?.ok()?;
+        let speaks = result["supportedVersions"]
+            .as_array()?
+            .iter()
+            .any(|v| v == MODERN_PROTOCOL);
+        speaks.then(|| {
+            json!({
+                "capabilities": result["capabilities"],
+                "instructions": result["instructions"],
+            })
+        })
     }
 
     pub fn is_alive(&self) -> bool {
@@ -221,6 +258,14 @@ impl Upstream {
             )));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if self.modern
+            && let Value::Object(p) = &mut params
+        {
+            let meta = p.entry("_meta").or_insert_with(|| json!({}));
+            meta["io.modelcontextprotocol/protocolVersion"] = json!(MODERN_PROTOCOL);
+            meta["io.modelcontextprotocol/clientCapabilities"] = json!({});
+            meta["io.modelcontextprotocol/clientInfo"] = client_info();
+        }
         let (answer, answered) = oneshot::channel();
         let token = format!("gw-{id}");
         {
@@ -249,6 +294,7 @@ impl Upstream {
         let outcome = answered.await;
         guard.done = true;
         match outcome {
+            Ok(Ok(result)) if self.modern => modern_result(result),
             Ok(Ok(result)) => Ok(result),
             Ok(Err(error)) => Err(Ok(error)),
             Err(_) => Err(Err(RpcError::Upstream("the upstream server exited"))),
@@ -269,6 +315,34 @@ impl Drop for Upstream {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Who the gateway is to its children.
+fn client_info() -> Value {
+    json!({ "name": "secure-mcp-server-gateway", "version": env!("CARGO_PKG_VERSION") })
+}
+
+/// A 2026-07-28 child's result without the fields our own answer sets (`resultType`, cache
+/// hints, the child's identity); a request for input (`input_required`) is refused: the
+/// gateway does not relay those.
+fn modern_result(mut result: Value) -> Result<Value, Result<Value, RpcError>> {
+    if result["resultType"] == "input_required" {
+        return Err(Err(RpcError::Upstream(
+            "the upstream server asked for input the gateway cannot relay",
+        )));
+    }
+    if let Value::Object(map) = &mut result {
+        for key in ["resultType", "ttlMs", "cacheScope"] {
+            map.remove(key);
+        }
+        if let Some(Value::Object(meta)) = map.get_mut("_meta") {
+            meta.remove("io.modelcontextprotocol/serverInfo");
+            if meta.is_empty() {
+                map.remove("_meta");
+            }
+        }
+    }
+    Ok(result)
 }
 
 /// SIGTERM to the process group now, SIGKILL after [`KILL_AFTER`] (if a runtime is there to

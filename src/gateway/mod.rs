@@ -11,7 +11,8 @@
 //!   an empty environment plus `PATH` and the names the operator allows (`--upstream-env`),
 //!   never the inbound credential; it runs in a process group of its own, stopped with SIGTERM
 //!   then SIGKILL on idle timeout and at shutdown ([`child`]).
-//! - The upstream is spoken to as a 2025-11-25 client; our clients may use either era.
+//! - The upstream is asked for `server/discover` first and spoken to in 2026-07-28 if it
+//!   answers, as a 2025-11-25 client otherwise; our clients may use either era with either.
 //! - Tool definitions are pinned ([`pins`]): at first sight, or from `--pin-file` (written by
 //!   `secure-mcp-server gateway pin -- COMMAND`).
 

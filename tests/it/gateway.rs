@@ -559,3 +559,31 @@ async fn per_session_scope_gives_each_session_its_process_and_ends_it_with_the_s
     );
     pool.stop_all();
 }
+
+#[tokio::test]
+async fn an_upstream_that_speaks_only_2026_works_behind_clients_of_both_eras() {
+    let (h, pool) = gateway_with(&options(&["--modern"], None)).await;
+    let modern = call(&h, KEY, "echo", json!({ "text": "new" })).await;
+    assert_eq!(text(&modern), "new");
+    assert!(
+        !modern.text.contains("stdio-upstream-modern"),
+        "our identity, not the upstream's: {}",
+        modern.text
+    );
+    let session = h.initialize(KEY, "2025-11-25").await;
+    let legacy = h
+        .legacy(KEY, Some(&session), json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"text":"old"}}}))
+        .await
+        .json();
+    assert_eq!(legacy["result"]["content"][0]["text"], "old", "{legacy}");
+    assert!(
+        legacy["result"].get("resultType").is_none(),
+        "no 2026 fields for a 2025 client: {legacy}"
+    );
+    let read = h
+        .modern("resources/read", json!({ "uri": "test://greeting" }))
+        .await
+        .json();
+    assert!(read["result"]["contents"][0]["text"].is_string(), "{read}");
+    pool.stop_all();
+}
