@@ -6,7 +6,9 @@
 # - a Python server on the SDK's high-level API (scripts/gateway_upstream.py), which speaks
 #   2026-07-28 on stdio (server-everything speaks 2025-11-25): tools, progress, a resource, a
 #   prompt;
-# and for each: no key gives 401 and starts no upstream; two keys get two processes. Installs the
+# and for each: no key gives 401 and starts no upstream; for the Python one, two keys get two
+# processes, and killing it in the middle of a call gives that call a JSON-RPC error while the
+# next call gets a new process. Installs the
 # npm packages (pinned, with a Node 22 binary) and the Python SDK into a cache outside the
 # repository. Skips (and says so) without python3 or npm.
 set -euo pipefail
@@ -66,6 +68,34 @@ pid_call() { # addr key
         | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["result"]["content"][0]["text"])'
 }
 
+# A 2026 tools/call of `count` (n steps of 50 ms) with a key; prints the response body.
+count_call() { # addr key n
+    curl -s -X POST "http://$1/mcp" -H "authorization: Bearer $2" -H 'content-type: application/json' \
+        -H 'accept: application/json' -H 'mcp-protocol-version: 2026-07-28' \
+        -H 'mcp-method: tools/call' -H 'mcp-name: count' \
+        -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"count","arguments":{"n":'"$3"'},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}'
+}
+
+# The upstream is killed (SIGKILL) in the middle of a call: the call gets a JSON-RPC error, and
+# a later call (after the restart backoff) is answered by a new process.
+killed_mid_call() { # addr
+    local victim body after
+    victim=$(pid_call "$1" "$key")
+    count_call "$1" "$key" 100 > "$work/killed.json" &
+    local caller=$!
+    sleep 1
+    kill -KILL "$victim"
+    wait "$caller" || true
+    grep -q '"code":-32603' "$work/killed.json" || { echo "the killed call answered: $(cat "$work/killed.json")"; return 1; }
+    for _ in $(seq 1 50); do
+        after=$(pid_call "$1" "$key" 2>/dev/null || true)
+        [ -n "$after" ] && [ "$after" != "$victim" ] && break
+        sleep 0.2
+    done
+    body=$(count_call "$1" "$key" 2)
+    [ -n "$after" ] && [ "$after" != "$victim" ] && [[ "$body" == *'counted to 2'* ]]
+}
+
 unauthorized_starts_nothing() { # addr log
     local status
     status=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://$1/mcp" -H 'authorization: Bearer wrong' \
@@ -92,6 +122,7 @@ run_upstream() { # plan extra-arg -- command...
         local a b
         a=$(pid_call "$addr" "$key") b=$(pid_call "$addr" "$other")
         check "python: two keys, two processes ($a, $b)" test -n "$a" -a -n "$b" -a "$a" != "$b"
+        check "python: killed mid-call: a clean error, then a new process answers" killed_mid_call "$addr"
     fi
     check "$plan: the keys stay out of the log" bash -c '! grep -q -e "$1" -e "$2" "$3"' _ "$key" "$other" "$work/$plan.log"
     kill -TERM "$pid"
