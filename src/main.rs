@@ -191,6 +191,7 @@ fn gateway_options(cli: &Cli) -> gateway::GatewayOptions {
         limits: gateway::PoolLimits {
             max_processes: cli.max_upstreams.max(1),
             idle: std::time::Duration::from_secs(cli.upstream_idle_secs.max(1)),
+            max_per_key: cli.max_upstreams_per_key.max(1),
             per_session: cli.upstream_scope
                 == secure_mcp_server::config::cli::UpstreamScope::Session,
         },

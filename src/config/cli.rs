@@ -393,6 +393,15 @@ pub struct Cli {
     )]
     pub upstream_scope: UpstreamScope,
 
+    /// Gateway, `--upstream-scope session`: upstream processes one key's sessions may hold.
+    #[arg(
+        long,
+        env = "MCP_MAX_UPSTREAMS_PER_KEY",
+        default_value_t = 4,
+        value_name = "N"
+    )]
+    pub max_upstreams_per_key: usize,
+
     /// Gateway: the upstream server's command and arguments, after `--` (run without a shell).
     #[arg(last = true, value_name = "COMMAND", hide = true)]
     pub upstream: Vec<String>,

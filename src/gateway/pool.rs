@@ -1,7 +1,8 @@
 //! The upstream processes: one per principal (a key, or a token's subject), or with
 //! [`PoolLimits::per_session`] one per 2025-era session of a principal; never shared across
 //! principals. Started on the first call and stopped after [`PoolLimits::idle`] without one,
-//! when its session ends (at the next sweep), and at shutdown. At most [`PoolLimits::max_processes`] run at once; a call that would
+//! when its session ends (at the next sweep), and at shutdown. One principal's sessions hold
+//! at most [`PoolLimits::max_per_key`] processes, so no key can take the whole pool. At most [`PoolLimits::max_processes`] run at once; a call that would
 //! need one more is refused (the server stays up). A process that exits is started again on
 //! its principal's next call, no sooner than its backoff allows (1 s, doubling to 30 s, reset by
 //! a start that lasts a minute). Every start lists the upstream's tools, so what each process
@@ -28,6 +29,8 @@ pub struct PoolLimits {
     /// One process per 2025-era session (and per key for requests without one), for
     /// upstreams that keep state per client.
     pub per_session: bool,
+    /// Processes one principal's sessions may hold at once (per-session scope).
+    pub max_per_key: usize,
 }
 
 impl Default for PoolLimits {
@@ -36,6 +39,7 @@ impl Default for PoolLimits {
             max_processes: 32,
             idle: Duration::from_secs(600),
             per_session: false,
+            max_per_key: 4,
         }
     }
 }
@@ -106,6 +110,18 @@ impl Pool {
             .count()
     }
 
+    /// Live processes of `caller`'s sessions (per-session scope).
+    fn live_of(&self, caller: &Principal) -> usize {
+        let prefix = format!("{}#", caller.binding());
+        self.slots()
+            .iter()
+            .filter(|(key, slot)| {
+                key.starts_with(&prefix)
+                    && slot.running.as_ref().is_some_and(|r| r.upstream.is_alive())
+            })
+            .count()
+    }
+
     /// The figures the metrics show.
     pub fn figures(&self) -> crate::observability::gauges::GatewayFigures {
         use std::sync::atomic::Ordering::Relaxed;
@@ -151,6 +167,11 @@ impl Pool {
         if self.live() >= self.limits.max_processes {
             return Err(RpcError::Upstream(
                 "too many upstream processes are running; retry later",
+            ));
+        }
+        if session.is_some() && self.live_of(caller) >= self.limits.max_per_key {
+            return Err(RpcError::Upstream(
+                "this key's sessions hold all the upstream processes it may have; end one",
             ));
         }
         self.starts

@@ -587,3 +587,76 @@ async fn an_upstream_that_speaks_only_2026_works_behind_clients_of_both_eras() {
     assert!(read["result"]["contents"][0]["text"].is_string(), "{read}");
     pool.stop_all();
 }
+
+#[tokio::test]
+async fn the_binary_bounds_the_upstream_processes_one_keys_sessions_hold() {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/stdio_upstream.py"
+    );
+    let server = crate::support::RunningServer::start(
+        &[
+            "gateway",
+            "--api-key",
+            KEY,
+            "--api-key",
+            OTHER_KEY,
+            "--upstream-scope",
+            "session",
+            "--max-upstreams-per-key",
+            "2",
+            "--",
+            "python3",
+            "-u",
+            script,
+        ],
+        &[],
+    );
+    let url = server.url();
+    let client = reqwest::Client::new();
+    let post = |key: &str, session: Option<&str>, body: Value| {
+        let mut request = client
+            .post(&url)
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        if let Some(s) = session {
+            request = request
+                .header("mcp-session-id", s)
+                .header("mcp-protocol-version", "2025-11-25");
+        }
+        request.body(body.to_string()).send()
+    };
+    let initialize = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+        "protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"it","version":"1"}}});
+    let pid = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"pid","arguments":{}}});
+    let mut answers = Vec::new();
+    for key in [KEY, KEY, KEY, OTHER_KEY] {
+        let opened = post(key, None, initialize.clone())
+            .await
+            .expect("initialize");
+        let session = opened.headers()["mcp-session-id"]
+            .to_str()
+            .expect("id")
+            .to_owned();
+        let reply: Value = post(key, Some(&session), pid.clone())
+            .await
+            .expect("call")
+            .json()
+            .await
+            .expect("json");
+        answers.push(reply);
+    }
+    assert!(answers[0]["result"].is_object() && answers[1]["result"].is_object());
+    assert_eq!(
+        answers[2]["error"]["code"], -32603,
+        "a third session of one key: {}",
+        answers[2]
+    );
+    assert!(
+        answers[3]["result"].is_object(),
+        "another key is not affected: {}",
+        answers[3]
+    );
+    drop(server);
+}
