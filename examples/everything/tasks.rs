@@ -72,7 +72,11 @@ pub fn tools() -> Vec<TaskFixture> {
             TaskSupport::Forbidden,
             |args, _| {
                 Box::pin(async move {
-                    let name = args["name"].as_str().unwrap_or_default().to_owned();
+                    let name = args
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned();
                     Ok(ToolOutput::text(format!("Hello, {name}!")))
                 })
             },
@@ -87,8 +91,12 @@ pub fn tools() -> Vec<TaskFixture> {
             TaskSupport::Optional,
             |args, _| {
                 Box::pin(async move {
-                    let seconds = args["seconds"].as_f64().unwrap_or(0.0);
-                    let label = args["label"].as_str().unwrap_or("job").to_owned();
+                    let seconds = args.get("seconds").and_then(Value::as_f64).unwrap_or(0.0);
+                    let label = args
+                        .get("label")
+                        .and_then(Value::as_str)
+                        .unwrap_or("job")
+                        .to_owned();
                     tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
                     Ok(ToolOutput::text(format!("{label}: done after {seconds} s")))
                 })
@@ -125,7 +133,11 @@ pub fn tools() -> Vec<TaskFixture> {
             TaskSupport::Required,
             |args, ctx| {
                 Box::pin(async move {
-                    let file = args["filename"].as_str().unwrap_or_default().to_owned();
+                    let file = args
+                        .get("filename")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned();
                     let message = format!("Delete {file}?");
                     let answer = elicit(&ctx, &message, "confirm", "boolean").await;
                     Ok(ToolOutput::text(match answer {

@@ -339,3 +339,85 @@ async fn next_message(body: &mut axum::body::BodyDataStream) -> Value {
         .unwrap_or_else(|| panic!("no data: {text}"));
     serde_json::from_str(data).expect("json")
 }
+
+/// The fixtures server (`examples/everything`, built by `cargo test` beside this test binary).
+fn fixtures_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    let path = dir.join("examples").join("everything");
+    assert!(
+        path.exists(),
+        "{} is built by `cargo test` (scripts/test.sh)",
+        path.display()
+    );
+    path
+}
+
+#[tokio::test]
+async fn the_binary_caps_the_unfinished_tasks_of_each_key() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(fixtures_binary())
+        .args([
+            "--api-key",
+            KEY,
+            "--api-key",
+            OTHER_KEY,
+            "--bind",
+            "127.0.0.1:0",
+        ])
+        .args(["--max-tasks-per-key", "2", "--rate-limit", "100000"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("listening line");
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("an address")
+        .to_owned();
+    let client = reqwest::Client::new();
+    let slow = |key: &'static str| {
+        client
+            .post(&url)
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", MODERN)
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "slow_compute")
+            .body(
+                json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
+                    "name":"slow_compute","arguments":{"seconds":60},
+                    "_meta":{"io.modelcontextprotocol/protocolVersion":MODERN,
+                        "io.modelcontextprotocol/clientCapabilities": with_tasks()}}})
+                .to_string(),
+            )
+            .send()
+    };
+    let mut results = Vec::new();
+    for key in [KEY, KEY, KEY, OTHER_KEY] {
+        let reply: Value = slow(key).await.expect("reply").json().await.expect("json");
+        results.push(reply["result"].clone());
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(results[0]["resultType"], "task", "{results:?}");
+    assert_eq!(results[1]["resultType"], "task");
+    assert_eq!(
+        results[2]["isError"], true,
+        "a third unfinished task: {}",
+        results[2]
+    );
+    assert_eq!(
+        results[3]["resultType"], "task",
+        "another key has its own cap"
+    );
+}
