@@ -8,7 +8,8 @@
 #   bash bench/run.sh            full run: 10 s per workload, 64 and 256 connections, then
 #                                5 alternating rounds of 5 s: baseline/server for tools/list,
 #                                tools/list/401/403/429, and audit off/on
-#   bash bench/run.sh --smoke    CI: 1 s per workload, 64 connections, no thresholds
+#   bash bench/run.sh --smoke    CI: 1 s per workload, 64 connections, no thresholds, the debug
+#                                build (it shows every part runs; its figures mean nothing)
 #
 # Installs wrk and redis-server from Debian's packages if they are missing (as root).
 set -euo pipefail
@@ -28,8 +29,12 @@ if ! command -v wrk >/dev/null 2>&1; then
     exit 1
 fi
 
-cargo build --release --quiet --bin secure-mcp-server --example baseline --example limiter_memory
-bin=target/release/secure-mcp-server
+# The smoke run (CI) only shows that every part of the benchmark runs: it uses the debug build
+# the tests already made instead of building the release profile; its figures mean nothing.
+profile=$([ "$smoke" = 1 ] && echo debug || echo release)
+cargo build $([ "$profile" = release ] && echo --release) --quiet --bin secure-mcp-server \
+    --example baseline --example limiter_memory
+bin=target/$profile/secure-mcp-server
 
 cores=$(nproc)
 server_core=0
@@ -109,7 +114,7 @@ modern="Content-Type: application/json|Authorization: Bearer $key|MCP-Protocol-V
 
 # The baseline answers with the server's own tools/list result, so both send the same bytes.
 tools_list_result "$main_addr" "$key" > "$work/tools_list.json"
-taskset -c "$server_core" target/release/examples/baseline 127.0.0.1:0 "$work/tools_list.json" \
+taskset -c "$server_core" target/$profile/examples/baseline 127.0.0.1:0 "$work/tools_list.json" \
     > "$work/baseline.log" 2>&1 &
 pids+=($!)
 baseline_addr=$(listening "$work/baseline.log")
@@ -323,7 +328,7 @@ fi
 
 # --- rate-limit table memory ---
 clients=${BENCH_LIMITER_CLIENTS:-$([ "$smoke" = 1 ] && echo 100000 || echo 1000000)}
-target/release/examples/limiter_memory "$clients" | awk '{
+target/$profile/examples/limiter_memory "$clients" | awk '{
     for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
     printf "- rate limiter with %s tracked clients: +%s MiB (%s bytes per client); after the window and the sweep, %s MiB released\n", v["clients"], v["added_mib"], v["per_client_bytes"], v["released_mib"] }'
 echo "- server RSS after the run: $(rss_mib "$main_pid") MiB (peak over the whole run $(awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$main_pid/status") MiB since the last reset)"
