@@ -75,19 +75,30 @@ fn main() -> ExitCode {
         None => {}
     }
 
-    let gateway = match (mode, cli.upstream.is_empty()) {
-        (Mode::Server, true) => None,
-        (Mode::Server, false) => {
-            eprintln!("secure-mcp-server: a command after `--` is for `secure-mcp-server gateway`");
-            return ExitCode::from(EX_USAGE);
-        }
-        (_, true) => {
+    let given = !cli.upstream.is_empty() || cli.upstreams_file.is_some();
+    let gateway = match (mode, given) {
+        (Mode::Server, false) => None,
+        (Mode::Server, true) => {
             eprintln!(
-                "secure-mcp-server: the gateway needs the upstream server's command after `--`"
+                "secure-mcp-server: a command after `--` (or --upstreams-file) is for \
+                 `secure-mcp-server gateway`"
             );
             return ExitCode::from(EX_USAGE);
         }
-        (_, false) => Some(gateway_options(&cli)),
+        (_, false) => {
+            eprintln!(
+                "secure-mcp-server: the gateway needs the upstream server's command after `--`, \
+                 or --upstreams-file"
+            );
+            return ExitCode::from(EX_USAGE);
+        }
+        (_, true) => match gateway_options(&cli) {
+            Ok(options) => Some(options),
+            Err(e) => {
+                eprintln!("secure-mcp-server: {e}");
+                return ExitCode::from(EX_USAGE);
+            }
+        },
     };
     if mode == Mode::Pin {
         return pin(gateway, cli.pin_file.as_deref());
@@ -153,23 +164,29 @@ fn main() -> ExitCode {
         let Some(options) = gateway else {
             return server::run(&config, opened, listener, server::shutdown_signal()).await;
         };
-        let (mcp, pool) = match gateway::build(&options).await {
+        let (mcp, pools) = match gateway::build(&options).await {
             Ok(built) => built,
             Err(e) => return Err(std::io::Error::other(e.to_string())),
         };
-        let _sweeper =
-            secure_mcp_server::upkeep::every(&pool, std::time::Duration::from_secs(10), |p| {
-                p.sweep(tokio::time::Instant::now());
-            });
+        let _sweepers: Vec<_> = pools
+            .iter()
+            .map(|pool| {
+                secure_mcp_server::upkeep::every(pool, std::time::Duration::from_secs(10), |p| {
+                    p.sweep(tokio::time::Instant::now());
+                })
+            })
+            .collect();
         let served = server::run_serving(
             &config,
             opened,
             listener,
             server::shutdown_signal(),
-            |state| state.with_gateway(mcp, pool.clone()),
+            |state| state.with_gateway(mcp, pools.clone()),
         )
         .await;
-        pool.stop_all();
+        for pool in &pools {
+            pool.stop_all();
+        }
         served
     });
     match served {
@@ -181,13 +198,30 @@ fn main() -> ExitCode {
     }
 }
 
-/// The gateway's upstream and bounds, from the command line.
-fn gateway_options(cli: &Cli) -> gateway::GatewayOptions {
-    gateway::GatewayOptions {
-        spawn: gateway::Spawn {
-            argv: cli.upstream.clone(),
-            env: gateway::child_env(&cli.upstream_env, |name| std::env::var(name).ok()),
-        },
+/// The gateway's upstreams and bounds, from the command line.
+fn gateway_options(cli: &Cli) -> Result<gateway::GatewayOptions, gateway::GatewayError> {
+    let lookup = |name: &str| std::env::var(name).ok();
+    let upstreams = match (&cli.upstreams_file, cli.upstream.is_empty()) {
+        (Some(_), false) => {
+            return Err(gateway::GatewayError::Upstreams(
+                "give either --upstreams-file or a command after `--`, not both".into(),
+            ));
+        }
+        (Some(path), true) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| gateway::GatewayError::Upstreams(e.to_string()))?;
+            gateway::upstreams_from(&text, &cli.upstream_env, lookup)?
+        }
+        (None, _) => vec![(
+            "upstream".to_owned(),
+            gateway::Spawn {
+                argv: cli.upstream.clone(),
+                env: gateway::child_env(&cli.upstream_env, lookup),
+            },
+        )],
+    };
+    Ok(gateway::GatewayOptions {
+        upstreams,
         limits: gateway::PoolLimits {
             max_processes: cli.max_upstreams.max(1),
             idle: std::time::Duration::from_secs(cli.upstream_idle_secs.max(1)),
@@ -196,7 +230,7 @@ fn gateway_options(cli: &Cli) -> gateway::GatewayOptions {
                 == secure_mcp_server::config::cli::UpstreamScope::Session,
         },
         pin_file: cli.pin_file.clone(),
-    }
+    })
 }
 
 /// `gateway pin --pin-file PATH -- COMMAND`: writes the upstream's tool digests.
@@ -210,7 +244,7 @@ fn pin(options: Option<gateway::GatewayOptions>, path: Option<&std::path::Path>)
     let Ok(runtime) = tokio::runtime::Runtime::new() else {
         return ExitCode::FAILURE;
     };
-    match runtime.block_on(gateway::pin(&options.spawn, path)) {
+    match runtime.block_on(gateway::pin(&options, path)) {
         Ok(pins) => {
             for (tool, digest) in pins {
                 println!("{tool} {digest}");

@@ -86,7 +86,7 @@ pub struct AppParts {
     /// `/metrics` is served on its own listener (without a key), not on the main router.
     pub metrics_elsewhere: bool,
     /// A gateway's upstream processes (`secure-mcp-server gateway`), for the metrics.
-    pub gateway: Option<Arc<crate::gateway::Pool>>,
+    pub gateway: Vec<Arc<crate::gateway::Pool>>,
 }
 
 /// The HTTP limits the router and the connection loop enforce.
@@ -201,7 +201,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             started: tokio::time::Instant::now(),
             metrics_elsewhere: config.metrics_bind.is_some(),
-            gateway: None,
+            gateway: Vec::new(),
         }))
     }
 
@@ -225,10 +225,14 @@ impl AppState {
         Self(Arc::new(parts))
     }
 
-    /// A gateway: `server` fronts the upstream whose processes `pool` runs.
-    pub fn with_gateway(self, server: Arc<McpServer>, pool: Arc<crate::gateway::Pool>) -> Self {
+    /// A gateway: `server` fronts the upstreams whose processes `pools` run.
+    pub fn with_gateway(
+        self,
+        server: Arc<McpServer>,
+        pools: Vec<Arc<crate::gateway::Pool>>,
+    ) -> Self {
         let mut parts = (*self.with_server(server).0).clone();
-        parts.gateway = Some(pool);
+        parts.gateway = pools;
         Self(Arc::new(parts))
     }
 
@@ -240,7 +244,7 @@ impl AppState {
             rate_limit_clients: self.limiters.requests.tracked(),
             audit_dropped: self.observability.audit.dropped(),
             fleet: self.fleet.as_ref().map(|f| f.figures()),
-            gateway: self.gateway.as_ref().map(|p| p.figures()),
+            gateway: crate::gateway::Pool::total(&self.gateway),
         }
     }
 

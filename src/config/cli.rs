@@ -402,6 +402,11 @@ pub struct Cli {
     )]
     pub max_upstreams_per_key: usize,
 
+    /// Gateway: several upstreams from a TOML file (`[upstream.NAME]` with `command = [...]`
+    /// and optionally `env = [...]`), their tools named `NAME__tool`; instead of `-- COMMAND`.
+    #[arg(long, env = "MCP_UPSTREAMS_FILE", value_name = "PATH")]
+    pub upstreams_file: Option<PathBuf>,
+
     /// Gateway: the upstream server's command and arguments, after `--` (run without a shell).
     #[arg(last = true, value_name = "COMMAND", hide = true)]
     pub upstream: Vec<String>,

@@ -33,7 +33,8 @@ pub use pool::{Pool, PoolLimits};
 /// What a gateway fronts and how.
 #[derive(Debug, Clone)]
 pub struct GatewayOptions {
-    pub spawn: Spawn,
+    /// The upstreams by name (one: its tools keep their names; several: `NAME__tool`).
+    pub upstreams: Vec<(String, Spawn)>,
     pub limits: PoolLimits,
     pub pin_file: Option<PathBuf>,
 }
@@ -45,6 +46,8 @@ pub enum GatewayError {
     Pins(#[from] pins::PinFileError),
     #[error("the upstream server could not be started or did not list its tools")]
     Upstream,
+    #[error("the upstreams file: {0}")]
+    Upstreams(String),
 }
 
 /// The environment a child gets: `PATH` and the allowed names that are set here.
@@ -62,36 +65,120 @@ pub fn child_env(
         .collect()
 }
 
-/// Starts the upstream once to see its tools and builds the MCP server that fronts it; the
-/// pool then starts one process per principal.
-pub async fn build(options: &GatewayOptions) -> Result<(Arc<McpServer>, Arc<Pool>), GatewayError> {
+/// Starts each upstream once to see what it offers.
+async fn look(options: &GatewayOptions) -> Result<Vec<tools::Seen>, GatewayError> {
+    let several = options.upstreams.len() > 1;
+    let mut seen = Vec::new();
+    for (name, spawn) in &options.upstreams {
+        let pool = Arc::new(Pool::new(spawn.clone(), options.limits));
+        let probe = pool.probe().await.map_err(|_| GatewayError::Upstream)?;
+        probe.upstream.stop();
+        seen.push(tools::Seen {
+            prefix: several.then(|| name.clone()),
+            pool,
+            probe,
+        });
+    }
+    Ok(seen)
+}
+
+/// Starts each upstream once to see its tools and builds the MCP server that fronts them;
+/// each upstream's pool then starts one process per principal. Resources, prompts and
+/// completion are passed through from a single upstream only.
+pub async fn build(
+    options: &GatewayOptions,
+) -> Result<(Arc<McpServer>, Vec<Arc<Pool>>), GatewayError> {
     let pins = match &options.pin_file {
         Some(path) => Some(pins::read(path)?),
         None => None,
     };
-    let pool = Arc::new(Pool::new(options.spawn.clone(), options.limits));
-    let probe = pool.probe().await.map_err(|_| GatewayError::Upstream)?;
-    probe.upstream.stop();
-    let tools = tools::GatewayTools::new(pool.clone(), &probe, pins);
-    let passthrough =
-        passthrough::UpstreamPassthrough::new(pool.clone(), &probe.upstream.initialized)
-            .map(|p| Arc::new(p) as Arc<dyn crate::mcp::dispatch::Passthrough>);
+    let seen = look(options).await?;
+    let tools = tools::GatewayTools::new(&seen, pins);
+    let (passthrough, instructions) = match seen.as_slice() {
+        [one] => (
+            passthrough::UpstreamPassthrough::new(
+                one.pool.clone(),
+                &one.probe.upstream.initialized,
+            )
+            .map(|p| Arc::new(p) as Arc<dyn crate::mcp::dispatch::Passthrough>),
+            one.probe.upstream.initialized["instructions"]
+                .as_str()
+                .map(str::to_owned),
+        ),
+        _ => (None, None),
+    };
     let server = McpServerBuilder {
         tools: Arc::new(tools),
         passthrough,
-        instructions: probe.upstream.initialized["instructions"]
-            .as_str()
-            .map(str::to_owned),
+        instructions,
         ..McpServerBuilder::default()
     }
     .build();
-    Ok((server, pool))
+    Ok((server, seen.into_iter().map(|s| s.pool).collect()))
 }
 
-/// `gateway pin`: starts the upstream once and writes the digests of its tools to `path`.
-pub async fn pin(spawn: &Spawn, path: &std::path::Path) -> Result<pins::Pins, GatewayError> {
-    let pool = Pool::new(spawn.clone(), PoolLimits::default());
-    let probe = pool.probe().await.map_err(|_| GatewayError::Upstream)?;
-    probe.upstream.stop();
-    Ok(pins::write(path, &probe.listed)?)
+/// `gateway pin`: starts each upstream once and writes the digests of its tools to `path`.
+pub async fn pin(
+    options: &GatewayOptions,
+    path: &std::path::Path,
+) -> Result<pins::Pins, GatewayError> {
+    let pins: pins::Pins = look(options)
+        .await?
+        .iter()
+        .flat_map(tools::Seen::pins)
+        .collect();
+    pins::write(path, &pins)?;
+    Ok(pins)
+}
+
+/// `--upstreams-file`: `[upstream.NAME]` tables, each with `command = [argv...]` and optionally
+/// `env = [NAME...]` (variables it gets besides `PATH` and `--upstream-env`). Names are
+/// letters, digits, `-` and single `_`s (they prefix the tools as `NAME__tool`).
+pub fn upstreams_from(
+    text: &str,
+    allowed: &[String],
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, Spawn)>, GatewayError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Entry {
+        command: Vec<String>,
+        #[serde(default)]
+        env: Vec<String>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        upstream: std::collections::BTreeMap<String, Entry>,
+    }
+    let file: File =
+        toml::from_str(text).map_err(|e| GatewayError::Upstreams(e.message().to_owned()))?;
+    if file.upstream.is_empty() {
+        return Err(GatewayError::Upstreams("no [upstream.NAME] table".into()));
+    }
+    file.upstream
+        .into_iter()
+        .map(|(name, entry)| {
+            let sound = !name.is_empty()
+                && !name.contains("__")
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !sound || entry.command.is_empty() {
+                return Err(GatewayError::Upstreams(format!(
+                    "upstream {name:?} needs a name of letters, digits, '-' and '_' and a command"
+                )));
+            }
+            let mut names = allowed.to_vec();
+            names.extend(entry.env);
+            let env = child_env(&names, &lookup);
+            Ok((
+                name,
+                Spawn {
+                    argv: entry.command,
+                    env,
+                },
+            ))
+        })
+        .collect()
 }

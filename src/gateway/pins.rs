@@ -43,16 +43,11 @@ pub fn read(path: &Path) -> Result<Pins, PinFileError> {
         .collect()
 }
 
-/// Writes a pin file for `tools` (the upstream's `tools/list` entries).
-pub fn write(path: &Path, tools: &[Value]) -> Result<Pins, PinFileError> {
-    let pins: Pins = tools
-        .iter()
-        .filter_map(|t| Some((t["name"].as_str()?.to_owned(), digest(t))))
-        .collect();
+/// Writes a pin file.
+pub fn write(path: &Path, pins: &Pins) -> Result<(), PinFileError> {
     let text = serde_json::to_string_pretty(&json!({ "tools": pins }))
         .map_err(|_| PinFileError::Format)?;
-    std::fs::write(path, text + "\n").map_err(PinFileError::Write)?;
-    Ok(pins)
+    std::fs::write(path, text + "\n").map_err(PinFileError::Write)
 }
 
 #[cfg(test)]
@@ -64,8 +59,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("pins.json");
         let tools = [json!({"name":"a","description":"x"}), json!({"name":"b"})];
-        let written = write(&path, &tools).expect("write");
-        assert_eq!(read(&path).expect("read"), written);
+        let pins: Pins = tools
+            .iter()
+            .map(|t| (t["name"].as_str().expect("name").to_owned(), digest(t)))
+            .collect();
+        write(&path, &pins).expect("write");
+        assert_eq!(read(&path).expect("read"), pins);
         std::fs::write(&path, r#"{"tools":{"a":"md5:00"}}"#).expect("write");
         assert!(matches!(read(&path), Err(PinFileError::Format)));
     }

@@ -122,6 +122,18 @@ impl Pool {
             .count()
     }
 
+    /// The figures of several pools added up (`None` for none).
+    pub fn total(pools: &[Arc<Pool>]) -> Option<crate::observability::gauges::GatewayFigures> {
+        pools.iter().map(|p| p.figures()).reduce(|a, b| {
+            crate::observability::gauges::GatewayFigures {
+                live: a.live + b.live,
+                starts: a.starts + b.starts,
+                exits: a.exits + b.exits,
+                definitions_changed: a.definitions_changed + b.definitions_changed,
+            }
+        })
+    }
+
     /// The figures the metrics show.
     pub fn figures(&self) -> crate::observability::gauges::GatewayFigures {
         use std::sync::atomic::Ordering::Relaxed;

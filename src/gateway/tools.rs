@@ -26,19 +26,53 @@ use crate::tools::registry::{ToolProvider, check_arguments, result};
 /// Messages from the upstream (progress, log, its own requests) one call may have waiting.
 const INBOUND_BUFFER: usize = 16;
 
-/// The tools of one upstream server.
+/// A listed tool: the upstream that has it, its name there, its schema compiled once.
+struct Exposed {
+    upstream: usize,
+    name: String,
+    schema: jsonschema::Validator,
+}
+
+/// One upstream as the gateway saw it at start: the name that prefixes its tools (with
+/// several upstreams), its pool, and what its first process listed.
+pub struct Seen {
+    pub prefix: Option<String>,
+    pub pool: Arc<Pool>,
+    pub probe: Running,
+}
+
+impl Seen {
+    /// The name a client sees for the upstream's tool `name`.
+    pub fn exposed(&self, name: &str) -> String {
+        match &self.prefix {
+            Some(prefix) => format!("{prefix}__{name}"),
+            None => name.to_owned(),
+        }
+    }
+
+    /// The pins of what the upstream listed, by the names clients see.
+    pub fn pins(&self) -> Pins {
+        self.probe
+            .tools
+            .iter()
+            .map(|(name, digest)| (self.exposed(name), digest.clone()))
+            .collect()
+    }
+}
+
+/// The tools of the upstream servers.
 pub struct GatewayTools {
-    pool: Arc<Pool>,
+    pools: Vec<Arc<Pool>>,
+    /// By the names clients see: the digest of the upstream's own definition.
     pins: Pins,
     listed: Vec<Value>,
-    /// The input schema of each listed tool, compiled once.
-    schemas: HashMap<String, jsonschema::Validator>,
+    tools: HashMap<String, Exposed>,
 }
 
 impl std::fmt::Debug for GatewayTools {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GatewayTools")
-            .field("tools", &self.schemas.len())
+            .field("tools", &self.tools.len())
             .finish_non_exhaustive()
     }
 }
@@ -55,38 +89,49 @@ pub fn report_changed(tool: &str, principal: Option<&str>) {
 }
 
 impl GatewayTools {
-    /// The tools `probe` offered that match `pins` (every one, with pins taken from it, when
-    /// `pins` is `None`), each with its digest in `_meta`.
-    pub fn new(pool: Arc<Pool>, probe: &Running, pins: Option<Pins>) -> Self {
-        let pins = pins.unwrap_or_else(|| probe.tools.clone().into_iter().collect());
+    /// The tools the upstreams offered that match `pins` (every one, with pins taken from
+    /// them, when `pins` is `None`), each under the name clients see and with the digest of
+    /// that entry in `_meta`.
+    pub fn new(upstreams: &[Seen], pins: Option<Pins>) -> Self {
+        let pins = pins.unwrap_or_else(|| upstreams.iter().flat_map(Seen::pins).collect());
         let mut listed = Vec::new();
-        let mut schemas = HashMap::new();
-        for tool in &probe.listed {
-            let Some(name) = tool["name"].as_str() else {
-                continue;
-            };
-            let found = digest(tool);
-            if pins.get(name) != Some(&found) {
-                report_changed(name, None);
-                continue;
+        let mut tools = HashMap::new();
+        for (index, seen) in upstreams.iter().enumerate() {
+            for tool in &seen.probe.listed {
+                let Some(name) = tool["name"].as_str() else {
+                    continue;
+                };
+                let exposed = seen.exposed(name);
+                if pins.get(&exposed) != Some(&digest(tool)) {
+                    report_changed(&exposed, None);
+                    continue;
+                }
+                // Arguments are checked here before any process sees them; a schema that does
+                // not compile (or needs a remote `$ref`) withholds its tool.
+                let Ok(schema) = jsonschema::validator_for(&tool["inputSchema"]) else {
+                    tracing::warn!(target: "upstream", tool = %crate::observability::audit::event::cut(&exposed),
+                        "an upstream tool's input schema does not compile here: the tool is withheld");
+                    continue;
+                };
+                let mut entry = tool.clone();
+                entry["name"] = json!(exposed);
+                entry["_meta"] = json!({ DIGEST_META: digest(&entry) });
+                listed.push(entry);
+                tools.insert(
+                    exposed,
+                    Exposed {
+                        upstream: index,
+                        name: name.to_owned(),
+                        schema,
+                    },
+                );
             }
-            // Arguments are checked here before any process sees them; a schema that does not
-            // compile (or needs a remote `$ref`) withholds its tool.
-            let Ok(schema) = jsonschema::validator_for(&tool["inputSchema"]) else {
-                tracing::warn!(target: "upstream", tool = %crate::observability::audit::event::cut(name),
-                    "an upstream tool's input schema does not compile here: the tool is withheld");
-                continue;
-            };
-            let mut entry = tool.clone();
-            entry["_meta"] = json!({ DIGEST_META: found });
-            schemas.insert(name.to_owned(), schema);
-            listed.push(entry);
         }
         Self {
-            pool,
+            pools: upstreams.iter().map(|u| u.pool.clone()).collect(),
             pins,
             listed,
-            schemas,
+            tools,
         }
     }
 
@@ -96,10 +141,11 @@ impl GatewayTools {
         ctx: ToolContext,
     ) -> Result<Value, RpcError> {
         let name = string_param(params, "name", "tools/call needs a string 'name'")?;
-        let schema = self
-            .schemas
+        let exposed = self
+            .tools
             .get(name)
             .ok_or(RpcError::InvalidParams("unknown tool".into()))?;
+        let pool = &self.pools[exposed.upstream];
         let arguments = match params.get("arguments") {
             None | Some(Value::Null) => Value::Object(Map::new()),
             Some(Value::Object(map)) => Value::Object(map.clone()),
@@ -109,13 +155,12 @@ impl GatewayTools {
                 ));
             }
         };
-        if let Some(refusal) = check_arguments(schema, &arguments) {
+        if let Some(refusal) = check_arguments(&exposed.schema, &arguments) {
             return Ok(result(Err(refusal)));
         }
-        let running = self.pool.process_for(&ctx.caller, ctx.session()).await?;
-        if running.tools.get(name) != self.pins.get(name) {
-            self.pool
-                .definitions_changed
+        let running = pool.process_for(&ctx.caller, ctx.session()).await?;
+        if running.tools.get(&exposed.name) != self.pins.get(name) {
+            pool.definitions_changed
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             report_changed(name, Some(ctx.caller.name()));
             return Err(RpcError::InvalidParams("unknown tool".into()));
@@ -124,7 +169,7 @@ impl GatewayTools {
         let wants_progress = ctx.progress_token.is_some();
         let call = running.upstream.request(
             "tools/call",
-            json!({ "name": name, "arguments": arguments }),
+            json!({ "name": exposed.name, "arguments": arguments }),
             Some((inbound, wants_progress)),
         );
         tokio::pin!(call);

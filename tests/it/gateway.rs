@@ -19,18 +19,21 @@ fn options(extra_args: &[&str], pin_file: Option<std::path::PathBuf>) -> Gateway
     let mut argv = vec!["python3".to_owned(), "-u".to_owned(), script.to_owned()];
     argv.extend(extra_args.iter().map(|s| (*s).to_owned()));
     GatewayOptions {
-        spawn: Spawn {
-            argv,
-            env: gateway::child_env(&[], |name| std::env::var(name).ok()),
-        },
+        upstreams: vec![(
+            "upstream".to_owned(),
+            Spawn {
+                argv,
+                env: gateway::child_env(&[], |name| std::env::var(name).ok()),
+            },
+        )],
         limits: PoolLimits::default(),
         pin_file,
     }
 }
 
 async fn gateway_with(options: &GatewayOptions) -> (Harness, Arc<Pool>) {
-    let (server, pool) = gateway::build(options).await.expect("the gateway starts");
-    (Harness::serving(&[], server), pool)
+    let (server, mut pools) = gateway::build(options).await.expect("the gateway starts");
+    (Harness::serving(&[], server), pools.remove(0))
 }
 
 async fn call(h: &Harness, key: &str, tool: &str, arguments: Value) -> Reply {
@@ -240,7 +243,7 @@ async fn a_changed_tool_definition_is_withheld_and_refused() {
     // A pin file written before the change: the changed tool is not even listed.
     let pins = dir.path().join("pins.json");
     std::fs::write(&description, "Echoes its text").expect("write");
-    gateway::pin(&opts.spawn, &pins).await.expect("pin");
+    gateway::pin(&opts, &pins).await.expect("pin");
     std::fs::write(&description, "Echoes, and more").expect("write");
     let (h, _pool) = gateway_with(&options(
         &["--description-file", &description_arg],
@@ -487,7 +490,8 @@ async fn a_keys_policy_applies_to_the_upstreams_tools_and_resources() {
     )
     .expect("write");
     let policy_arg = policy.to_string_lossy().into_owned();
-    let (server, pool) = gateway::build(&options(&[], None)).await.expect("gateway");
+    let (server, mut pools) = gateway::build(&options(&[], None)).await.expect("gateway");
+    let pool = pools.remove(0);
     let h = Harness::serving(&["--policy", &policy_arg], server);
     let list = h.modern("tools/list", json!({})).await.json();
     let names: Vec<&str> = list["result"]["tools"]
@@ -659,4 +663,70 @@ async fn the_binary_bounds_the_upstream_processes_one_keys_sessions_hold() {
         answers[3]
     );
     drop(server);
+}
+
+#[tokio::test]
+async fn several_upstreams_from_a_file_serve_their_tools_by_name_each_in_its_own_processes() {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/stdio_upstream.py"
+    );
+    let file = format!(
+        "[upstream.alpha]\ncommand = [\"python3\", \"-u\", \"{script}\"]\n\
+         [upstream.beta]\ncommand = [\"python3\", \"-u\", \"{script}\", \"--modern\"]\nenv = [\"HOME\"]\n"
+    );
+    let upstreams =
+        gateway::upstreams_from(&file, &[], |name| std::env::var(name).ok()).expect("file");
+    assert!(
+        upstreams[1].1.env.iter().any(|(k, _)| k == "HOME"),
+        "its own allowed variable"
+    );
+    assert!(
+        !upstreams[0].1.env.iter().any(|(k, _)| k == "HOME"),
+        "only where it is named"
+    );
+    let opts = GatewayOptions {
+        upstreams,
+        limits: PoolLimits::default(),
+        pin_file: None,
+    };
+    let (server, pools) = gateway::build(&opts).await.expect("gateway");
+    let h = Harness::serving(&[], server);
+    let list = h.modern("tools/list", json!({})).await.json();
+    let names: Vec<&str> = list["result"]["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"alpha__echo") && names.contains(&"beta__echo"),
+        "{names:?}"
+    );
+    assert!(!names.contains(&"echo"));
+    assert_eq!(
+        text(&call(&h, KEY, "beta__echo", json!({ "text": "b" })).await),
+        "b"
+    );
+    let a = text(&call(&h, KEY, "alpha__pid", json!({})).await);
+    let b = text(&call(&h, KEY, "beta__pid", json!({})).await);
+    assert_ne!(a, b, "each upstream its own process");
+    assert_eq!(
+        call(&h, KEY, "echo", json!({ "text": "x" })).await.code(),
+        -32602
+    );
+    for bad in [
+        "[upstream.\"a__b\"]\ncommand = [\"x\"]\n",
+        "[upstream.a]\ncommand = []\n",
+        "[upstream.a]\nshell = \"x\"\n",
+        "",
+    ] {
+        assert!(
+            gateway::upstreams_from(bad, &[], |_| None).is_err(),
+            "{bad}"
+        );
+    }
+    for pool in pools {
+        pool.stop_all();
+    }
 }
