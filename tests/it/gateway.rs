@@ -47,6 +47,17 @@ async fn call(h: &Harness, key: &str, tool: &str, arguments: Value) -> Reply {
     .await
 }
 
+/// The tool names of a 2026 `tools/list`.
+async fn listed_names(h: &Harness) -> Vec<String> {
+    let list = h.modern("tools/list", json!({})).await.json();
+    list["result"]["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
 fn text(reply: &Reply) -> String {
     let body = reply.json();
     body["result"]["content"][0]["text"]
@@ -250,13 +261,8 @@ async fn a_changed_tool_definition_is_withheld_and_refused() {
         Some(pins),
     ))
     .await;
-    let list = h.modern("tools/list", json!({})).await.json();
-    let names: Vec<&str> = list["result"]["tools"]
-        .as_array()
-        .expect("tools")
-        .iter()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
+    let names = listed_names(&h).await;
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
     assert!(
         !names.contains(&"echo") && names.contains(&"pid"),
         "{names:?}"
@@ -493,13 +499,8 @@ async fn a_keys_policy_applies_to_the_upstreams_tools_and_resources() {
     let (server, mut pools) = gateway::build(&options(&[], None)).await.expect("gateway");
     let pool = pools.remove(0);
     let h = Harness::serving(&["--policy", &policy_arg], server);
-    let list = h.modern("tools/list", json!({})).await.json();
-    let names: Vec<&str> = list["result"]["tools"]
-        .as_array()
-        .expect("tools")
-        .iter()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
+    let names = listed_names(&h).await;
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
     assert_eq!(names, ["echo"]);
     assert_eq!(
         text(&call(&h, KEY, "echo", json!({ "text": "ok" })).await),
@@ -692,13 +693,8 @@ async fn several_upstreams_from_a_file_serve_their_tools_by_name_each_in_its_own
     };
     let (server, pools) = gateway::build(&opts).await.expect("gateway");
     let h = Harness::serving(&[], server);
-    let list = h.modern("tools/list", json!({})).await.json();
-    let names: Vec<&str> = list["result"]["tools"]
-        .as_array()
-        .expect("tools")
-        .iter()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
+    let names = listed_names(&h).await;
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
     assert!(
         names.contains(&"alpha__echo") && names.contains(&"beta__echo"),
         "{names:?}"
