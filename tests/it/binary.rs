@@ -339,15 +339,7 @@ async fn the_redis_password_comes_from_the_environment_and_is_never_printed() {
             200,
             "served either way"
         );
-        let metrics = client
-            .get(format!("http://{}/metrics", server.addr))
-            .bearer_auth(key)
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
+        let metrics = server.metrics(&client, key).await;
         assert!(
             metrics.contains(&format!("mcp_fleet_redis_up {up}")),
             "{password}: {metrics}"

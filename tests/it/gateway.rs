@@ -304,15 +304,7 @@ async fn the_binary_serves_a_gateway_and_stops_its_upstreams_on_sigterm() {
         .expect("pid")
         .to_owned();
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
-    let metrics = client
-        .get(url.replace("/mcp", "/metrics"))
-        .header("authorization", format!("Bearer {KEY}"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = server.metrics(&client, KEY).await;
     for line in [
         "mcp_gateway_upstreams_live 1",
         "mcp_gateway_upstream_starts 1",

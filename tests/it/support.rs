@@ -442,6 +442,19 @@ impl RunningServer {
         }
     }
 
+    /// `GET /metrics` with `key`: the text.
+    pub async fn metrics(&self, client: &reqwest::Client, key: &str) -> String {
+        client
+            .get(format!("http://{}/metrics", self.addr))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}/mcp", self.addr)
     }
