@@ -4,7 +4,9 @@
 # clients that stop reading, descriptor exhaustion. Each scenario says PASS, FAIL or what it
 # skipped and why; exits non-zero on a failure. Loopback only; every loop is bounded.
 #   bash scripts/faults.sh [SCENARIO NAME...]
+# SMCP_PROFILE=debug runs them on the debug build (CI, on what the tests built).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet --bin secure-mcp-server
-python3 scripts/faults.py target/release/secure-mcp-server "$@"
+profile=${SMCP_PROFILE:-release}
+cargo build $([ "$profile" = release ] && echo --release) --quiet --bin secure-mcp-server
+python3 scripts/faults.py "target/$profile/secure-mcp-server" "$@"

@@ -5,6 +5,7 @@
 # packages if they are missing. First checks the deployment examples of contrib/ against the
 # server (scripts/check_contrib.py). Stops everything it started, by PID. About 40 s.
 #   bash scripts/fleet.sh
+# SMCP_PROFILE=debug runs the fleet on the debug build (CI, on what the tests built).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib.sh
@@ -12,5 +13,6 @@ cd "$(dirname "$0")/.."
 need_packages redis-server:redis-server haproxy:haproxy
 python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet pyyaml
 python3 scripts/check_contrib.py
-cargo build --release --quiet --example everything
-python3 scripts/fleet.py --binary target/release/examples/everything --work "$work"
+profile=${SMCP_PROFILE:-release}
+cargo build $([ "$profile" = release ] && echo --release) --quiet --example everything
+python3 scripts/fleet.py --binary "target/$profile/examples/everything" --work "$work"

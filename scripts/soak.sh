@@ -5,13 +5,15 @@
 # not back to the baseline after the load, or an answered request missing from (or doubled in)
 # the audit file. Loopback only (127.0.0.0/8); every loop is bounded in count and time.
 #   bash scripts/soak.sh [SECONDS]
+# SMCP_PROFILE=debug soaks the debug build instead (CI's short run, on what the tests built).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-600}
-cargo build --release --quiet --bin secure-mcp-server
+profile=${SMCP_PROFILE:-release}
+cargo build $([ "$profile" = release ] && echo --release) --quiet --bin secure-mcp-server
 # shellcheck source=lib.sh
 . scripts/lib.sh
-bin=target/release/secure-mcp-server
+bin=target/$profile/secure-mcp-server
 key=$("$bin" --generate-key | head -n 1)
 mkdir -p "$work/data/sub"
 head -c 3072 /dev/urandom | base64 -w 0 > "$work/data/file4k.txt"
