@@ -718,3 +718,30 @@ async fn several_upstreams_from_a_file_serve_their_tools_by_name_each_in_its_own
         pool.stop_all();
     }
 }
+
+#[tokio::test]
+async fn upstream_processes_in_all_are_capped_and_a_refused_key_is_told_so() {
+    let mut opts = options(&[], None);
+    opts.limits.max_processes = 1;
+    let (h, pool) = gateway_with(&opts).await;
+    assert!(
+        text(&call(&h, KEY, "pid", json!({})).await)
+            .parse::<u32>()
+            .is_ok()
+    );
+    let refused = call(&h, OTHER_KEY, "pid", json!({})).await;
+    assert_eq!(refused.code(), -32603, "{}", refused.text);
+    assert!(
+        refused.text.contains("too many upstream processes"),
+        "{}",
+        refused.text
+    );
+    assert_eq!(pool.live(), 1);
+    assert!(
+        text(&call(&h, KEY, "pid", json!({})).await)
+            .parse::<u32>()
+            .is_ok(),
+        "the first key is served"
+    );
+    pool.stop_all();
+}
