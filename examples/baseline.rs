@@ -1,26 +1,48 @@
-//! The benchmark's baseline: a minimal axum server that parses the same JSON-RPC body as the
-//! real server and returns a fixed result, with no security layer at all. `bench/run.sh`
-//! reports every figure of the real server as a ratio to this one.
+//! The benchmark's baselines: minimal axum servers with no security layer at all.
+//! `bench/run.sh` reports every figure of the real server as a ratio to them.
 //!
-//! The fixed result is read from `RESULT_FILE` when one is given: the benchmark passes the real
-//! server's `tools/list` result, so both servers put the same bytes on the wire and the ratio
-//! measures the stack, not the payload. It is parsed once at start and copied into every
-//! response, the least a handler can do.
+//! - **Idiomatic** (no `RESULT_FILE`): what a bare axum JSON-RPC handler looks like. The body
+//!   is taken with axum's `Json<Value>` extractor and the answer, a one-tool `tools/list`
+//!   result, built with `json!` and returned as `Json`. This is the headline baseline.
+//! - **Same bytes** (`RESULT_FILE` given): the benchmark passes the real server's `tools/list`
+//!   result, which is parsed once at start and copied into every response, the least a handler
+//!   can do; both servers put the same bytes on the wire, so the ratio measures the stack, not
+//!   the payload. The stricter figure.
 //!
 //! Usage: `cargo run --release --example baseline -- [ADDR] [RESULT_FILE]` (default address
-//! 127.0.0.1:0, printed on stdout; default result a one-tool list).
+//! 127.0.0.1:0, printed on stdout).
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use serde_json::Value;
+use axum::{Json, Router};
+use serde_json::{Value, json};
 
-async fn mcp(State(result): State<Arc<str>>, body: Bytes) -> Response {
+/// The idiomatic handler: extractor in, `json!` out.
+async fn idiomatic(Json(request): Json<Value>) -> Json<Value> {
+    Json(json!({
+        "jsonrpc": "2.0",
+        "id": request["id"],
+        "result": {
+            "tools": [{
+                "name": "echo",
+                "description": "Echoes its input back",
+                "inputSchema": {
+                    "type": "object",
+                    "properties": {"message": {"type": "string"}},
+                    "required": ["message"]
+                }
+            }]
+        }
+    }))
+}
+
+/// The same-bytes handler: parses the body, copies the fixed result.
+async fn same_bytes(State(result): State<Arc<str>>, body: Bytes) -> Response {
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return StatusCode::BAD_REQUEST.into_response();
     };
@@ -38,21 +60,19 @@ async fn mcp(State(result): State<Arc<str>>, body: Bytes) -> Response {
 async fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:0".into());
-    let result = match args.next() {
-        Some(path) => std::fs::read_to_string(path)?,
-        None => {
-            r#"{"tools":[{"name":"echo","description":"fixed","inputSchema":{"type":"object"}}]}"#
-                .into()
+    let router = match args.next() {
+        Some(path) => {
+            let result = std::fs::read_to_string(path)?;
+            serde_json::from_str::<Value>(&result)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+            let result: Arc<str> = Arc::from(result.trim());
+            Router::new()
+                .route("/mcp", post(same_bytes))
+                .with_state(result)
         }
+        None => Router::new().route("/mcp", post(idiomatic)),
     };
-    serde_json::from_str::<Value>(&result)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-    let result: Arc<str> = Arc::from(result.trim());
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("listening on http://{}/mcp", listener.local_addr()?);
-    axum::serve(
-        listener,
-        Router::new().route("/mcp", post(mcp)).with_state(result),
-    )
-    .await
+    axum::serve(listener, router).await
 }
