@@ -116,7 +116,7 @@ pub fn open(config: &Config) -> Result<Opened, ConfigErrors> {
                 reason: e.kind().to_string(),
             });
         }),
-        None => Ok(AuditSink::to_log()),
+        None => Ok(AuditSink::to_log(config.log_format)),
     };
     let tls = match &config.tls {
         Some((cert, key)) => TlsState::load(cert, key)

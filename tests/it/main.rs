@@ -1,5 +1,6 @@
 //! Integration tests: the real router (tower `oneshot`), real sockets, and the built binary.
 
+mod audit_log;
 mod auth;
 mod binary;
 mod check;

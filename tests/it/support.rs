@@ -387,7 +387,7 @@ impl RunningServer {
         Self::from_child(child, std::fs::File::from(master))
     }
 
-    fn command(args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
+    pub fn command(args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_secure-mcp-server"));
         // Before a gateway's `-- COMMAND`, which takes everything after it.
         let split = args.iter().position(|a| *a == "--").unwrap_or(args.len());

@@ -1,4 +1,4 @@
-//! The audit event and its JSON line: the request id, the timestamp (cached per second), the
+//! The audit event: the request id, the timestamp (cached per second), the
 //! outcome of a status, and the client-supplied strings cut to [`MAX_FIELD`].
 
 use std::net::IpAddr;
@@ -45,81 +45,6 @@ pub struct AuditEvent<'a> {
     pub policy: Option<&'static str>,
 }
 
-impl AuditEvent<'_> {
-    /// The event as one line of JSON with its newline: the same object as its `Serialize`
-    /// form (a test holds the two together), written field by field because the derived form
-    /// escapes every key and formats through `fmt` (a third of the audit's cost).
-    pub fn to_json_line(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(384);
-        out.extend_from_slice(b"{\"time\":\"");
-        out.extend_from_slice(self.time.as_str().as_bytes());
-        out.extend_from_slice(b"\",\"request_id\":\"");
-        self.request_id.push_to(&mut out);
-        out.extend_from_slice(b"\",\"client\":");
-        match self.client {
-            Some(IpAddr::V4(v4)) => {
-                out.push(b'"');
-                for (i, octet) in v4.octets().into_iter().enumerate() {
-                    if i > 0 {
-                        out.push(b'.');
-                    }
-                    out.extend_from_slice(itoa::Buffer::new().format(octet).as_bytes());
-                }
-                out.push(b'"');
-            }
-            Some(IpAddr::V6(v6)) => {
-                use std::io::Write;
-                let _ = write!(out, "\"{v6}\"");
-            }
-            None => out.extend_from_slice(b"null"),
-        }
-        json_str(&mut out, b",\"key_id\":", self.key_id);
-        json_str(&mut out, b",\"http_method\":", Some(self.http_method));
-        json_str(&mut out, b",\"path\":", Some(self.path));
-        json_str(&mut out, b",\"mcp_method\":", self.mcp_method);
-        json_str(&mut out, b",\"name\":", self.name);
-        json_str(&mut out, b",\"era\":", self.era);
-        json_int(&mut out, b",\"status\":", Some(self.status));
-        json_int(&mut out, b",\"rpc_error\":", self.rpc_error);
-        out.extend_from_slice(b",\"latency_ms\":");
-        if self.latency_ms.is_finite() {
-            out.extend_from_slice(ryu::Buffer::new().format_finite(self.latency_ms).as_bytes());
-        } else {
-            out.extend_from_slice(b"null");
-        }
-        json_int(&mut out, b",\"bytes_in\":", self.bytes_in);
-        json_int(&mut out, b",\"bytes_out\":", self.bytes_out);
-        json_str(&mut out, b",\"outcome\":", Some(self.outcome));
-        json_str(&mut out, b",\"file_path\":", self.file_path);
-        if self.suppressed.is_some() {
-            json_int(&mut out, b",\"suppressed\":", self.suppressed);
-        }
-        if self.policy.is_some() {
-            json_str(&mut out, b",\"policy\":", self.policy);
-        }
-        out.extend_from_slice(b"}\n");
-        out
-    }
-}
-
-/// Appends `key` (`,"name":`) and the value, a JSON string (escaped by serde_json) or `null`.
-fn json_str(out: &mut Vec<u8>, key: &[u8], value: Option<&str>) {
-    out.extend_from_slice(key);
-    match value {
-        Some(v) if serde_json::to_writer(&mut *out, v).is_ok() => {}
-        _ => out.extend_from_slice(b"null"),
-    }
-}
-
-/// Appends `key` (`,"name":`) and the value, an integer or `null`.
-fn json_int<I: itoa::Integer>(out: &mut Vec<u8>, key: &[u8], value: Option<I>) {
-    out.extend_from_slice(key);
-    match value {
-        Some(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
-        None => out.extend_from_slice(b"null"),
-    }
-}
-
 fn display_opt<T: std::fmt::Display, S: serde::Serializer>(
     value: &Option<T>,
     serializer: S,
@@ -156,7 +81,7 @@ impl Serialize for RequestIdent {
 impl RequestIdent {
     /// The id, `BOOT-N` (8 hex digits, a dash, the counter), in a buffer of its own: at most
     /// 8 + 1 + 20 bytes.
-    fn encode(&self) -> ([u8; 29], usize) {
+    pub(super) fn encode(&self) -> ([u8; 29], usize) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut buf = [0u8; 29];
         for (i, shift) in (0..8).rev().enumerate() {
@@ -167,11 +92,6 @@ impl RequestIdent {
         let digits = digits.format(self.n).as_bytes();
         buf[9..9 + digits.len()].copy_from_slice(digits);
         (buf, 9 + digits.len())
-    }
-
-    fn push_to(&self, out: &mut Vec<u8>) {
-        let (buf, len) = self.encode();
-        out.extend_from_slice(&buf[..len]);
     }
 
     /// As an `X-Request-Id` header value.
@@ -274,7 +194,6 @@ fn rfc3339_uncached(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
 
     #[test]
     fn outcomes_and_security_events() {
@@ -313,58 +232,5 @@ mod tests {
         assert_eq!(rfc3339(t).as_str(), "2026-11-25T16:00:00.123Z");
         let leap = UNIX_EPOCH + std::time::Duration::from_secs(951_782_400);
         assert_eq!(rfc3339(leap).as_str(), "2000-02-29T00:00:00.000Z");
-    }
-
-    #[test]
-    fn the_written_line_is_the_serialized_event() {
-        let awkward = "quote \" backslash \\ newline \n tab \t nul \u{0} bell \u{7} é 🦀 \u{2028}";
-        let mut event = AuditEvent {
-            time: rfc3339(SystemTime::now()),
-            request_id: RequestIdent {
-                boot: 0x00ab_cdef,
-                n: u64::MAX,
-            },
-            client: Some("203.0.113.7".parse().expect("ip")),
-            key_id: Some("ops"),
-            http_method: "POST",
-            path: awkward,
-            mcp_method: Some("tools/call"),
-            name: Some(awkward),
-            era: Some("2026"),
-            status: 200,
-            rpc_error: Some(-32602),
-            latency_ms: 0.123_456_789,
-            bytes_in: Some(0),
-            bytes_out: Some(u64::MAX),
-            outcome: "ok",
-            file_path: Some(awkward),
-            suppressed: Some(7),
-            policy: Some("denied_tool"),
-        };
-        let check = |event: &AuditEvent| {
-            let line = event.to_json_line();
-            assert_eq!(line.last(), Some(&b'\n'));
-            assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1, "one line");
-            let written: Value = serde_json::from_slice(&line).expect("json");
-            assert_eq!(written, serde_json::to_value(event).expect("serialize"));
-        };
-        check(&event);
-        event.client = Some("2001:db8::1".parse().expect("ip"));
-        event.latency_ms = f64::NAN;
-        check(&event);
-        event.client = None;
-        event.key_id = None;
-        event.mcp_method = None;
-        event.name = None;
-        event.era = None;
-        event.rpc_error = None;
-        event.bytes_in = None;
-        event.bytes_out = None;
-        event.file_path = None;
-        check(&event);
-        assert_eq!(
-            event.request_id.header_value(),
-            Some(HeaderValue::from_static("00abcdef-18446744073709551615"))
-        );
     }
 }

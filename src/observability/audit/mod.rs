@@ -7,14 +7,14 @@
 //! sandbox's namespace. The request id is also returned as `X-Request-Id`.
 //!
 //! Where it goes: with `--audit-log PATH`, to that file only, as newline-delimited JSON, opened
-//! append-only (mode 0600); otherwise to the diagnostic log as a `tracing` event with target
-//! `audit` (human lines, or JSON with `--log-format json`). Writing never blocks a request:
-//! events go through a bounded channel ([`AUDIT_QUEUE`](sink::AUDIT_QUEUE)) to a writer, and
-//! when the channel is full the event is counted as dropped (`mcp_audit_dropped_events`, `/health/details`), never lost
-//! silently. On shutdown the writer drains the channel and flushes. The writer is a thread of
-//! its own (not a task on the blocking pool the file tools share, so a burst of file reads
-//! cannot hold the audit back), and it reopens the file by its path after SIGHUP, so
-//! logrotate's rename-then-signal works.
+//! append-only (mode 0600); otherwise to the diagnostic log on stderr, target `audit` (text
+//! lines, or JSON lines with `--log-format json`; off when `MCP_LOG` filters the target out).
+//! Both go through one batching writer ([`writer`]): a request appends its line to a queue
+//! bounded in bytes ([`QUEUE_BYTES`](writer::QUEUE_BYTES)) and a thread of its own writes the
+//! queue out every [`FLUSH_EVERY`](writer::FLUSH_EVERY); when the queue is full the event is
+//! counted as dropped (`mcp_audit_dropped_events`, `/health/details`), never lost silently,
+//! and the request never waits. On shutdown the writer writes what is queued and flushes. It
+//! reopens the file by its path after SIGHUP, so logrotate's rename-then-signal works.
 //!
 //! A client over its request budget is not audited request by request: see
 //! [`crate::observability::summary`].
@@ -24,16 +24,19 @@
 //! address; and, outside a request, `connection_limit` and `connection_limit_per_ip` (a
 //! connection refused at accept) and `keys_reload_failed`. Log lines are throttled per kind.
 //!
-//! Client-supplied strings are cut to [`MAX_FIELD`] characters. JSON encoding escapes newlines
-//! and control characters, and the text log uses `Debug` formatting, which escapes them too, so
-//! a client cannot forge a log line.
+//! Client-supplied strings are cut to [`MAX_FIELD`] characters and written as JSON strings in
+//! every line shape (the text log's too), which escapes newlines and control characters, so a
+//! client cannot forge a log line.
 //!
-//! The parts: [`event`] (the event and its line), [`sink`] (the file and its writer), [`layer`]
-//! (the request policy).
+//! The parts: [`event`] (the event), [`line`] (its line in the file's and the log's shapes),
+//! [`writer`] (the batching writer), [`sink`] (the destination), [`layer`] (the request
+//! policy).
 
 pub mod event;
 pub mod layer;
+pub mod line;
 pub mod sink;
+pub mod writer;
 
 pub use event::{AuditEvent, MAX_FIELD, RequestIdent, rfc3339};
 pub use layer::Audit;

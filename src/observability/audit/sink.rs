@@ -1,172 +1,85 @@
-//! Where audit events go: the audit file (a writer thread fed by a bounded queue, reopened
-//! after SIGHUP) or the diagnostic log.
+//! Where audit events go: the audit file or the diagnostic log (stderr, in the log's format),
+//! both through the batching writer of [`super::writer`].
+//!
+//! Without `--audit-log` the events go to the diagnostic log when its filter lets target
+//! `audit` through at `info` (`MCP_LOG=warn` or `MCP_LOG=info,audit=off` turn them off). The
+//! filter is read once, when the sink is made: the server installs its log before it opens
+//! the sink, and `MCP_LOG` does not change while it runs.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-
-use tokio::sync::mpsc;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
 
 use super::event::{AuditEvent, rfc3339};
+use super::line::LineFormat;
+use super::writer::{self, LineQueue, Output};
+use crate::config::LogFormat;
 use crate::mcp::tasks::TaskEvent;
-use crate::observability::security::Client;
 
-/// Audit events waiting for the writer, at most (about 8 MiB of lines when full).
-pub const AUDIT_QUEUE: usize = 32_768;
-/// How often the writer empties the queue into the file: the longest an event waits.
-pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 /// Where audit events go.
 pub struct AuditSink {
-    to_file: bool,
-    path: Option<std::path::PathBuf>,
-    sender: RwLock<Option<mpsc::Sender<Vec<u8>>>>,
-    receiver: Mutex<Option<(mpsc::Receiver<Vec<u8>>, std::fs::File)>>,
-    dropped: Arc<AtomicU64>,
+    format: LineFormat,
+    /// `None`: the audit is off (the log's filter drops it).
+    queue: Option<Arc<LineQueue>>,
+    output: Mutex<Option<Output>>,
     reopen: Arc<AtomicBool>,
-}
-
-/// Appends whole lines: a write that fails part-way is cut back to where it started (the file
-/// never ends in half a line; truncating also gives back the space it took).
-fn write_batch(file: &mut std::fs::File, batch: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let start = file.metadata().map(|m| m.len()).ok();
-    let written = file.write_all(batch);
-    if written.is_err()
-        && let Some(start) = start
-    {
-        let _ = file.set_len(start);
-    }
-    written
-}
-
-fn open_append(path: &std::path::Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
 }
 
 impl std::fmt::Debug for AuditSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "AuditSink(to_file: {})", self.to_file)
+        write!(f, "AuditSink({:?})", self.format)
     }
 }
 
 impl AuditSink {
-    /// Audit events go to the diagnostic log.
-    pub fn to_log() -> Self {
+    /// Audit events go to the diagnostic log (stderr) in `format`, if its filter lets target
+    /// `audit` through at `info`.
+    pub fn to_log(format: LogFormat) -> Self {
+        let on = tracing::enabled!(target: "audit", tracing::Level::INFO);
         Self {
-            to_file: false,
-            path: None,
-            sender: RwLock::new(None),
-            receiver: Mutex::new(None),
-            dropped: Arc::default(),
+            format: match format {
+                LogFormat::Text => LineFormat::LogText,
+                LogFormat::Json => LineFormat::LogJson,
+            },
+            queue: on.then(Arc::default),
+            output: Mutex::new(on.then_some(Output::Stderr)),
             reopen: Arc::default(),
         }
     }
 
     /// Audit events go to `path` (created 0600 if missing, appended to).
     pub fn to_file(path: &std::path::Path) -> std::io::Result<Self> {
-        let file = open_append(path)?;
-        let (tx, rx) = mpsc::channel(AUDIT_QUEUE);
+        let file = writer::open_append(path)?;
+        let reopen = Arc::new(AtomicBool::new(false));
         Ok(Self {
-            to_file: true,
-            path: Some(path.to_owned()),
-            sender: RwLock::new(Some(tx)),
-            receiver: Mutex::new(Some((rx, file))),
-            dropped: Arc::default(),
-            reopen: Arc::default(),
+            format: LineFormat::File,
+            queue: Some(Arc::default()),
+            output: Mutex::new(Some(Output::File {
+                file,
+                path: path.to_owned(),
+                reopen: reopen.clone(),
+            })),
+            reopen,
         })
     }
 
     /// Asks the writer to reopen the file by its path (after logrotate renamed it).
     pub fn reopen(&self) {
-        self.reopen.store(true, Ordering::Release);
+        self.reopen
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Starts the writer thread (once); it ends after [`Self::close`], having written
     /// everything, and the returned receiver then completes.
     pub fn spawn_writer(&self) -> Option<tokio::sync::oneshot::Receiver<()>> {
-        let (mut rx, file) = self
-            .receiver
+        let output = self
+            .output
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()?;
-        let (path, reopen) = (self.path.clone(), self.reopen.clone());
-        let dropped = self.dropped.clone();
-        let (done, finished) = tokio::sync::oneshot::channel();
-        let spawned = std::thread::Builder::new()
-            .name("audit-writer".into())
-            .spawn(move || {
-                // The writer wakes on a timer, not on every event: a request only pushes a line
-                // into the queue (no wake-up, no context switch), and every FLUSH_EVERY the
-                // writer takes everything queued and writes it in one go.
-                let mut file = file;
-                let mut batch: Vec<u8> = Vec::with_capacity(256 * 1024);
-                let mut failing = false;
-                loop {
-                    std::thread::sleep(FLUSH_EVERY);
-                    let mut closed = false;
-                    let mut lines = 0u64;
-                    batch.clear();
-                    loop {
-                        match rx.try_recv() {
-                            Ok(line) => {
-                                batch.extend_from_slice(&line);
-                                lines += 1;
-                            }
-                            Err(mpsc::error::TryRecvError::Empty) => break,
-                            Err(mpsc::error::TryRecvError::Disconnected) => {
-                                closed = true;
-                                break;
-                            }
-                        }
-                    }
-                    if lines > 0 {
-                        match write_batch(&mut file, &batch) {
-                            Ok(()) if failing => {
-                                failing = false;
-                                tracing::warn!("the audit log is written again");
-                            }
-                            Ok(()) => {}
-                            Err(e) => {
-                                // The batch is counted as dropped; a partial write was undone,
-                                // so the file holds whole lines only.
-                                dropped.fetch_add(lines, Ordering::Relaxed);
-                                if !failing {
-                                    failing = true;
-                                    tracing::error!(
-                                        error = %e.kind(),
-                                        "the audit log could not be written; events are counted as dropped until it can"
-                                    );
-                                }
-                            }
-                        }
-                    }
-                    if reopen.swap(false, Ordering::AcqRel)
-                        && let Some(path) = &path
-                    {
-                        match open_append(path) {
-                            Ok(reopened) => {
-                                file = reopened;
-                                tracing::info!("audit log reopened");
-                            }
-                            Err(e) => tracing::error!(
-                                error = %e.kind(),
-                                "the audit log could not be reopened; writing on to the old file"
-                            ),
-                        }
-                    }
-                    if closed {
-                        let _ = file.sync_data();
-                        let _ = done.send(());
-                        return;
-                    }
-                }
-            });
-        match spawned {
-            Ok(_) => Some(finished),
+        let queue = self.queue.clone()?;
+        match writer::spawn(queue, output) {
+            Ok(finished) => Some(finished),
             Err(e) => {
                 tracing::error!(error = %e, "the audit writer could not start");
                 None
@@ -174,89 +87,35 @@ impl AuditSink {
         }
     }
 
-    /// Queues a line (newline included); counts it as dropped if the writer is behind.
-    fn write(&self, line: Vec<u8>) {
-        let sender = self.sender.read().unwrap_or_else(|e| e.into_inner());
-        match sender.as_ref() {
-            Some(tx) if tx.try_send(line).is_ok() => {}
-            _ => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+    /// Stops accepting events; the writer drains what is queued and ends.
+    pub fn close(&self) {
+        if let Some(queue) = &self.queue {
+            queue.close();
         }
     }
 
-    /// Stops accepting events; the writer drains what is queued and ends.
-    pub fn close(&self) {
-        self.sender
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-    }
-
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.queue.as_ref().map_or(0, |q| q.dropped())
     }
 
     /// Events queued and not yet written.
     pub fn backlog(&self) -> usize {
-        self.sender
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map_or(0, |tx| tx.max_capacity() - tx.capacity())
+        self.queue.as_ref().map_or(0, |q| q.backlog())
     }
 
-    /// Records one task event (2026-07-28 tasks): a line of its own, `"event":"task"`.
+    /// Records one task event (2026-07-28 tasks): a line of its own (`"event":"task"` in the
+    /// file).
     pub fn record_task(&self, event: &TaskEvent) {
-        if self.to_file {
-            let line = serde_json::json!({
-                "time": rfc3339(std::time::SystemTime::now()).as_str(),
-                "event": "task",
-                "task_event": event.event,
-                "task_id": event.task_id.as_ref(),
-                "key_id": event.principal.as_ref(),
-                "tool": event.tool.as_ref(),
-            });
-            let mut bytes = line.to_string().into_bytes();
-            bytes.push(b'\n');
-            self.write(bytes);
-        } else {
-            tracing::info!(
-                target: "audit",
-                task_event = event.event,
-                task_id = %event.task_id,
-                key_id = %event.principal,
-                tool = ?event.tool,
-                "task"
-            );
+        if let Some(queue) = &self.queue {
+            let time = rfc3339(std::time::SystemTime::now());
+            queue.push_with(|out| self.format.write_task(time, event, out));
         }
     }
 
     /// Records one event.
     pub fn record(&self, event: &AuditEvent) {
-        if self.to_file {
-            self.write(event.to_json_line());
-        } else {
-            tracing::info!(
-                target: "audit",
-                time = event.time.as_str(),
-                request_id = %event.request_id,
-                client = %Client(event.client),
-                key_id = event.key_id.unwrap_or("-"),
-                http_method = %event.http_method,
-                path = ?event.path,
-                mcp_method = ?event.mcp_method,
-                name = ?event.name,
-                era = event.era.unwrap_or("-"),
-                status = event.status,
-                rpc_error = ?event.rpc_error,
-                latency_ms = event.latency_ms,
-                bytes_in = ?event.bytes_in,
-                bytes_out = ?event.bytes_out,
-                outcome = event.outcome,
-                file_path = ?event.file_path,
-                "request"
-            );
+        if let Some(queue) = &self.queue {
+            queue.push_with(|out| self.format.write_event(event, out));
         }
     }
 }
@@ -316,26 +175,34 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_full_queue_counts_drops_instead_of_blocking() {
+    async fn a_full_queue_counts_drops_instead_of_blocking_and_close_writes_the_rest() {
         let dir = tempfile::tempdir().expect("tempdir");
         let sink = AuditSink::to_file(&dir.path().join("audit.log")).expect("open");
         let event = plain_event();
         // no writer running: the queue fills, then every further event is counted as dropped
-        for _ in 0..AUDIT_QUEUE + 10 {
+        let mut recorded = 0;
+        while sink.dropped() == 0 {
+            sink.record(&event);
+            recorded += 1;
+            assert!(recorded < 1_000_000, "the queue is bounded");
+        }
+        for _ in 0..9 {
             sink.record(&event);
         }
-        assert_eq!(sink.backlog(), AUDIT_QUEUE);
+        let queued = sink.backlog();
+        assert_eq!(queued, recorded - 1);
         assert_eq!(sink.dropped(), 10);
         let writer = sink.spawn_writer().expect("writer");
         sink.close();
         writer.await.expect("writer ends");
-        sink.reopen();
         let written = std::fs::read_to_string(dir.path().join("audit.log")).expect("read");
         assert_eq!(
             written.lines().count(),
-            AUDIT_QUEUE,
+            queued,
             "everything queued was written on close"
         );
+        sink.record(&event);
+        assert_eq!(sink.dropped(), 11, "after the close, counted");
     }
 
     #[tokio::test]
