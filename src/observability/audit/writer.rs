@@ -3,8 +3,11 @@
 //!
 //! A request formats its line into a buffer of its worker thread (no allocation once the
 //! buffer has grown) and appends it, under a lock held for one copy, to one shared
-//! [`LineQueue`]. A thread of its own wakes every [`FLUSH_EVERY`], swaps the queue's buffer
-//! for its spare one and writes everything in one go. So a request never waits on a disk, a
+//! [`LineQueue`]. A thread of its own wakes when [`FLUSH_BYTES`] are waiting or
+//! [`FLUSH_EVERY`] has passed, swaps the queue's buffer for its spare one and writes everything
+//! in one go. Flushing by size keeps both buffers small enough to stay in the CPU's cache:
+//! with a time alone, a busy server appended to a megabyte of cold memory per flush, and the
+//! cache misses of that copy cost more than formatting the line. So a request never waits on a disk, a
 //! full pipe or a slow journal, and pays no wake-up, channel node or allocation per line.
 //!
 //! Decisions:
@@ -25,22 +28,27 @@
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// How much may wait for the writer, at most, in bytes (about 30,000 request lines).
 pub const QUEUE_BYTES: usize = 8 << 20;
-/// How often the writer empties the queue: the longest a line waits.
+/// How often the writer empties the queue when it fills slowly: the longest a line waits.
 pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+/// The writer is woken when this much is waiting (a wake-up per few hundred lines).
+pub const FLUSH_BYTES: usize = 64 * 1024;
 /// stderr is written in chunks of whole lines of about this size, so the log's other lines
 /// wait for one chunk at most.
 const STDERR_CHUNK: usize = 64 * 1024;
-/// A spare buffer grown over this by a burst is given back after it is written.
-const KEEP_SPARE: usize = 1 << 20;
+/// A spare buffer grown over this (while the writer was held up) is given back after it is
+/// written.
+const KEEP_SPARE: usize = 4 * FLUSH_BYTES;
 
 /// Lines waiting for the writer.
 #[derive(Debug, Default)]
 pub struct LineQueue {
     waiting: Mutex<Waiting>,
+    /// Signalled when [`FLUSH_BYTES`] are waiting, or at the close.
+    filled: Condvar,
     dropped: AtomicU64,
     closed: AtomicBool,
 }
@@ -79,8 +87,14 @@ impl LineQueue {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        let before = waiting.bytes.len();
         waiting.bytes.extend_from_slice(line);
         waiting.lines += 1;
+        let wake = before < FLUSH_BYTES && waiting.bytes.len() >= FLUSH_BYTES;
+        drop(waiting);
+        if wake {
+            self.filled.notify_one();
+        }
     }
 
     /// Swaps everything waiting into `spare` (which must be empty); returns how many lines.
@@ -90,9 +104,23 @@ impl LineQueue {
         std::mem::take(&mut waiting.lines)
     }
 
+    /// Waits until [`FLUSH_BYTES`] are waiting, the queue is closed, or [`FLUSH_EVERY`] passed.
+    fn wait_for_lines(&self) {
+        let waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self
+            .filled
+            .wait_timeout_while(waiting, FLUSH_EVERY, |w| {
+                w.bytes.len() < FLUSH_BYTES && !self.closed.load(Ordering::Acquire)
+            })
+            .unwrap_or_else(|e| e.into_inner());
+    }
+
     /// Stops accepting lines (later ones are counted as dropped).
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        // Under the lock, so a writer between its check and its wait cannot miss it.
+        let _waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        self.filled.notify_one();
     }
 
     pub fn is_closed(&self) -> bool {
@@ -204,7 +232,8 @@ impl Output {
     }
 }
 
-/// Starts the writer thread: every [`FLUSH_EVERY`] it writes what `queue` holds to `output`;
+/// Starts the writer thread: when [`FLUSH_BYTES`] are waiting, or every [`FLUSH_EVERY`], it
+/// writes what `queue` holds to `output`;
 /// after [`LineQueue::close`] it writes what is left and ends, and the receiver completes.
 pub fn spawn(
     queue: Arc<LineQueue>,
@@ -217,7 +246,7 @@ pub fn spawn(
             let mut spare: Vec<u8> = Vec::new();
             let mut failing = false;
             loop {
-                std::thread::sleep(FLUSH_EVERY);
+                queue.wait_for_lines();
                 // Read before taking: a line pushed before the close is in this batch.
                 let closed = queue.is_closed();
                 spare.clear();
