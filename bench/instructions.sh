@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Instructions per request under callgrind: a figure that does not move with the machine's
-# load, unlike requests per second. Runs the release binary (full stack, audit log to a file)
-# and the bare axum baseline (answering with the same result bytes), sends the same tools/list
-# request N times on one connection, and subtracts a run with no requests (start-up, shutdown).
+# load, unlike requests per second. Runs the release binary (full stack: the audit in the
+# diagnostic log, its default place; to a file; off) and the two bare axum baselines (the
+# idiomatic one answering a result of its own, and one answering with the same result bytes),
+# sends the same tools/list request N times on one connection, and subtracts a run with no
+# requests (start-up, shutdown).
 #   bash bench/instructions.sh [N]      (default 3000; needs valgrind)
 # Also measured: the server with 100 keys (99 in a keys file), without and with a policy entry
 # for each (--policy; the calling key with a tool list and a request budget), so the cost of
@@ -40,10 +42,14 @@ measure() { # requests command... → total instructions (BENCH_CREDENTIAL: anot
 
 server=(target/release/secure-mcp-server --api-key "$key" --bind "127.0.0.1:$port" --allow-dir "$work/data" --rate-limit 1000000000 --audit-log "$work/audit.log")
 baseline=(target/release/examples/baseline "127.0.0.1:$port" "$work/tools_list.json")
+idiomatic=(target/release/examples/baseline "127.0.0.1:$port")
+logged=(target/release/secure-mcp-server --api-key "$key" --bind "127.0.0.1:$port" --allow-dir "$work/data" --rate-limit 1000000000)
 noaudit=(target/release/secure-mcp-server --api-key "$key" --bind "127.0.0.1:$port" --allow-dir "$work/data" --rate-limit 1000000000)
 s0=$(measure 0 "${server[@]}"); s1=$(measure "$n" "${server[@]}")
 a0=$(MCP_LOG="info,audit=off" measure 0 "${noaudit[@]}"); a1=$(MCP_LOG="info,audit=off" measure "$n" "${noaudit[@]}")
 b0=$(measure 0 "${baseline[@]}"); b1=$(measure "$n" "${baseline[@]}")
+i0=$(measure 0 "${idiomatic[@]}"); i1=$(measure "$n" "${idiomatic[@]}")
+l0=$(measure 0 "${logged[@]}"); l1=$(measure "$n" "${logged[@]}")
 # A policy of 100 keys: 99 in a keys file, and the calling key (cli-1), each with its own entry.
 : > "$work/keys"
 {
@@ -74,6 +80,6 @@ tokened=("${server[@]}" --oauth-issuer "http://$issuer" --public-url "http://127
 t0=$(measure 0 "${tokened[@]}"); t1=$(BENCH_CREDENTIAL=$token measure "$n" "${tokened[@]}")
 awk -v s=$(( (s1 - s0) / n )) -v t=$(( (t1 - t0) / n )) 'BEGIN {
     printf "with an access token (ES256) instead of the key: %d instructions per tools/list (%+.0f%%, %d for the token check)\n", t, (t - s) / s * 100, t - s }'
-awk -v s=$(( (s1 - s0) / n )) -v a=$(( (a1 - a0) / n )) -v b=$(( (b1 - b0) / n )) -v k=$(( (k1 - k0) / n )) -v p=$(( (p1 - p0) / n )) 'BEGIN {
-    printf "instructions per tools/list request: secure-mcp-server %d (audit off: %d, the audit file costs %.1f%%); bare axum baseline sending the same result bytes %d (baseline / server = %.2f)\n", s, a, (s - a) / s * 100, b, b / s
+awk -v s=$(( (s1 - s0) / n )) -v a=$(( (a1 - a0) / n )) -v b=$(( (b1 - b0) / n )) -v k=$(( (k1 - k0) / n )) -v p=$(( (p1 - p0) / n )) -v i=$(( (i1 - i0) / n )) -v l=$(( (l1 - l0) / n )) 'BEGIN {
+    printf "instructions per tools/list request: secure-mcp-server %d with the audit in the log (default), %d with the audit file, %d audit off (the log costs %.1f%%, the file %.1f%%); idiomatic bare axum baseline %d (baseline / server = %.2f); bare axum sending the same result bytes %d (%.2f)\n", l, s, a, (l - a) / l * 100, (s - a) / s * 100, i, i / l, b, b / l
     printf "with 100 keys (99 in a keys file): %d; with a policy entry for each (the caller restricted, with a request budget): %d (%+.1f%% over the same keys without a policy)\n", k, p, (p - k) / k * 100 }'

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# The load benchmark (see BENCHMARKS.md): the release binary with a realistic configuration
-# (a keys file of five keys, the audit log to a file, the rate limit raised so it is evaluated
-# but not hit), driven by wrk on loopback, server and load pinned to different cores, against
-# a minimal axum baseline built in the same run that answers with the same tools/list bytes.
+# The load benchmark (see BENCHMARKS.md): the release binary in its default configuration
+# (every defence on, the audit in the diagnostic log) plus a keys file of five keys and the rate
+# limit raised so it is evaluated but not hit, driven by wrk on loopback, server and load pinned
+# to different cores, against two bare axum baselines built in the same run: the idiomatic one
+# (Json<Value> in, a json! result of its own out; the headline) and one that sends the server's
+# own tools/list bytes (the stricter figure). Peers: the official Rust SDK (rmcp) serving an
+# echo tool, built in the same run from crates.io (bench/peers/rmcp-echo).
 # Prints a markdown table of every figure.
 #
 #   bash bench/run.sh            full run: 10 s per workload, 64 and 256 connections, then
-#                                5 alternating rounds of 5 s: baseline/server for tools/list,
-#                                tools/list/401/403/429, and audit off/on
+#                                5 alternating rounds of 5 s: baselines, our 2026 tools/list,
+#                                2026 and 2025-session tools/call, rmcp's tools/list and
+#                                tools/call; tools/list/401/403/429; audit off/log/file
 #   bash bench/run.sh --smoke    CI: 1 s per workload, 64 connections, no thresholds, the debug
 #                                build (it shows every part runs; its figures mean nothing)
 #
@@ -33,8 +37,15 @@ fi
 # the tests already made instead of building the release profile; its figures mean nothing.
 profile=$([ "$smoke" = 1 ] && echo debug || echo release)
 cargo build $([ "$profile" = release ] && echo --release) --quiet --bin secure-mcp-server \
-    --example baseline --example limiter_memory
+    --example baseline --example limiter_memory --example everything
 bin=target/$profile/secure-mcp-server
+# The peer: rmcp from crates.io, built with the same profile (skipped when it cannot be built).
+peer_bin=""
+if cargo build $([ "$profile" = release ] && echo --release) --quiet \
+    --manifest-path bench/peers/rmcp-echo/Cargo.toml --target-dir target/peers >/dev/null 2>&1; then
+    peer_bin=target/peers/$profile/rmcp-echo
+    peer_version=$(awk '/^name = "rmcp"$/ {getline; gsub(/[^0-9.]/, ""); print; exit}' bench/peers/rmcp-echo/Cargo.lock)
+fi
 
 cores=$(nproc)
 server_core=0
@@ -55,16 +66,20 @@ done
 mkdir -p "$work/data"
 head -c 3072 /dev/urandom | base64 -w 0 | head -c 4096 > "$work/data/file4k.txt"
 
-start_server() { # name [flags...] → sets server_addr and server_pid
+start_server() { # name [flags...] → sets server_addr and server_pid (SERVER_BIN: another binary)
     local name=$1
     shift
-    taskset -c "$server_core" "$bin" --keys-file "$work/keys" --allow-dir "$work/data" \
+    # stderr appended (O_APPEND), so trim_logs can empty the file under the running server
+    taskset -c "$server_core" "${SERVER_BIN:-$bin}" --keys-file "$work/keys" --allow-dir "$work/data" \
         --bind 127.0.0.1:0 --max-connections 4096 --trusted-proxy 127.0.0.1/32 \
-        --auth-fail-limit 1000000000 "$@" > "$work/$name.log" 2>&1 &
+        --auth-fail-limit 1000000000 "$@" >> "$work/$name.log" 2>&1 &
     server_pid=$!
     pids+=("$server_pid")
     server_addr=$(listening "$work/$name.log")
 }
+
+# The audit in the log writes some 15 MB a second under load; emptied between sections.
+trim_logs() { for f in "$work"/*.log; do : > "$f"; done; }
 
 rss_mib() { awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 hwm_mib() { awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
@@ -86,8 +101,14 @@ idle_rss=$(rss_mib "$startup_pid")
 kill "$startup_pid"; wait "$startup_pid" 2>/dev/null || true
 
 # --- the servers ---
-start_server main --audit-log "$work/audit.log" --rate-limit 1000000000
+# main: the default configuration, the audit in the diagnostic log (stderr, to a file here)
+start_server main --rate-limit 1000000000
 main_addr=$server_addr main_pid=$server_pid
+start_server auditfile --audit-log "$work/audit.log" --rate-limit 1000000000
+auditfile_addr=$server_addr
+# the fixtures server (examples/everything) with the same defences: trivial tools to call
+SERVER_BIN=target/$profile/examples/everything start_server fixtures --rate-limit 1000000000
+fixtures_addr=$server_addr
 # The same, one of a fleet: its budgets in a Redis on loopback (on the server's core).
 need_packages redis-server:redis-server
 redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -112,14 +133,28 @@ body_discover="{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"server/discover\",\"pa
 body_legacy_read='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"data/file4k.txt"}}}'
 modern="Content-Type: application/json|Authorization: Bearer $key|MCP-Protocol-Version: 2026-07-28"
 
-# The baseline answers with the server's own tools/list result, so both send the same bytes.
-tools_list_result "$main_addr" "$key" > "$work/tools_list.json"
-taskset -c "$server_core" target/$profile/examples/baseline 127.0.0.1:0 "$work/tools_list.json" \
-    > "$work/baseline.log" 2>&1 &
+# The idiomatic baseline answers a result of its own; the same-bytes one the server's own
+# tools/list result, so both send the same bytes.
+taskset -c "$server_core" target/$profile/examples/baseline 127.0.0.1:0 >> "$work/baseline.log" 2>&1 &
 pids+=($!)
 baseline_addr=$(listening "$work/baseline.log")
+tools_list_result "$main_addr" "$key" > "$work/tools_list.json"
+taskset -c "$server_core" target/$profile/examples/baseline 127.0.0.1:0 "$work/tools_list.json" \
+    >> "$work/samebytes.log" 2>&1 &
+pids+=($!)
+samebytes_addr=$(listening "$work/samebytes.log")
+peer_addr=""
+if [ -n "$peer_bin" ]; then
+    taskset -c "$server_core" "$peer_bin" 127.0.0.1:0 >> "$work/peer.log" 2>&1 &
+    pids+=($!)
+    peer_addr=$(listening "$work/peer.log")
+fi
 
 session=$(curl -s -D - -o /dev/null "http://$main_addr/mcp" -H "Authorization: Bearer $key" \
+    -H 'Content-Type: application/json' \
+    -d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{}}}' |
+    tr -d '\r' | sed -n 's/^mcp-session-id: //Ip')
+fixtures_session=$(curl -s -D - -o /dev/null "http://$fixtures_addr/mcp" -H "Authorization: Bearer $key" \
     -H 'Content-Type: application/json' \
     -d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{}}}' |
     tr -d '\r' | sed -n 's/^mcp-session-id: //Ip')
@@ -166,6 +201,7 @@ echo
 echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ); machine: $cores cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1); $(free -g | awk '/^Mem/ {print $2}') GiB"
 echo "- server on core $server_core, wrk (1 thread) on core $load_core; ${duration} s per workload"
 echo "- start to first /health: ${startup_ms} ms; idle RSS: ${idle_rss} MiB"
+echo "- ours: the default configuration (the audit in the diagnostic log, stderr to a file) with a keys file of five keys, --allow-dir (five file tools) and the rate limit raised; × baseline is against the idiomatic bare axum server"
 echo
 
 declare -A base_rps base_p99
@@ -178,7 +214,7 @@ done
 echo "| workload | conns | req/s | × baseline | p50 ms | p99 ms | p99 × baseline | p99.9 ms | RSS before / peak / after MiB | CPU s per 1k req |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
 for c in $conns_list; do
-    echo "| baseline (bare axum) | $c | ${base_rps[$c]} | 1.00 | | ${base_p99[$c]} | 1.00 | | | |"
+    echo "| baseline (bare axum, idiomatic) | $c | ${base_rps[$c]} | 1.00 | | ${base_p99[$c]} | 1.00 | | | |"
 done
 for spec in "${workloads[@]}"; do
     split "$spec"
@@ -186,6 +222,7 @@ for spec in "${workloads[@]}"; do
     pid=$main_pid
     [ "$w_addr" = "$limited_addr" ] && pid=$limited_pid
     for c in $conns_list; do
+        trim_logs
         before=$(rss_mib "$pid")
         reset_peak "$pid"
         cpu0=$(cpu_ticks "$pid")
@@ -204,25 +241,59 @@ for spec in "${workloads[@]}"; do
 done
 echo
 
-# --- the headline ratio on a noisy machine: baseline and tools/list in alternation ---
-# One pair is the baseline then the server, back to back; the median over the pairs is the
-# figure (a neighbour's burst hits one pair, not the median).
+# --- the headline ratios on a noisy machine: every contender in alternating rounds ---
+# One round runs the idiomatic baseline, then each contender for pair_secs, back to back; each
+# contender's ratio is taken against that round's baseline, and the median over the rounds is
+# the figure (a neighbour's burst spoils one round, not the median).
 pairs=${BENCH_PAIRS:-$([ "$smoke" = 1 ] && echo 1 || echo 5)}
 pair_secs=$([ "$smoke" = 1 ] && echo 1 || echo 5)
 median() { sort -g | awk '{v[NR] = $1} END {m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf (m >= 100 ? "%.0f" : "%.2f"), m}'; }
-for c in $conns_list; do
-    : > "$work/rps_ratios"
-    : > "$work/p99_ratios"
-    for _ in $(seq 1 "$pairs"); do
-        b=$(run_wrk "$baseline_addr" "$c" "$body_list" "Content-Type: application/json" "$pair_secs")
-        s=$(run_wrk "$main_addr" "$c" "$body_list" "$modern|Mcp-Method: tools/list" "$pair_secs")
-        awk -v s="$(field "$s" rps)" -v b="$(field "$b" rps)" 'BEGIN {print s / b}' >> "$work/rps_ratios"
-        awk -v s="$(field "$s" p99_ms)" -v b="$(field "$b" p99_ms)" 'BEGIN {print s / b}' >> "$work/p99_ratios"
-    done
-    echo "- tools/list against the baseline, $pairs alternating pairs of ${pair_secs} s at $c connections:" \
-        "req/s × $(median < "$work/rps_ratios") (median; pairs $(sort -g "$work/rps_ratios" | awk '{printf "%s%.2f", (NR > 1 ? " " : ""), $1}'))," \
-        "p99 × $(median < "$work/p99_ratios") (median; pairs $(sort -g "$work/p99_ratios" | awk '{printf "%s%.2f", (NR > 1 ? " " : ""), $1}'))"
+spread() { sort -g "$1" | awk '{printf "%s%.2f", (NR > 1 ? " " : ""), $1}'; }
+body_simple="{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"test_simple_text\",\"arguments\":{},$meta}}"
+body_legacy_simple='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"test_simple_text","arguments":{}}}'
+body_echo="{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":\"hi\"},$meta}}"
+peer_headers="Content-Type: application/json|Accept: application/json, text/event-stream|MCP-Protocol-Version: 2026-07-28"
+# name | address | body | headers | expected status
+contenders=(
+    "bare axum, same result bytes as our tools/list|$samebytes_addr|$body_list|Content-Type: application/json|200"
+    "ours: 2026 tools/list|$main_addr|$body_list|$modern|Mcp-Method: tools/list|200"
+    "ours: 2026 tools/call of a trivial tool (fixtures server)|$fixtures_addr|$body_simple|$modern|Mcp-Method: tools/call|Mcp-Name: test_simple_text|200"
+    "ours: 2025 session tools/call of a trivial tool (fixtures server)|$fixtures_addr|$body_legacy_simple|Content-Type: application/json|Authorization: Bearer $key|Mcp-Session-Id: $fixtures_session|MCP-Protocol-Version: 2025-11-25|200"
+)
+if [ -n "$peer_addr" ]; then
+    contenders+=(
+        "rmcp $peer_version (official Rust SDK), stateless: 2026 tools/list (no security)|$peer_addr|$body_list|$peer_headers|Mcp-Method: tools/list|200"
+        "rmcp $peer_version (official Rust SDK), stateless: 2026 tools/call echo (no security)|$peer_addr|$body_echo|$peer_headers|Mcp-Method: tools/call|Mcp-Name: echo|200"
+    )
+fi
+c=$(echo "$conns_list" | awk '{print $1}')
+for i in "${!contenders[@]}"; do
+    split "${contenders[$i]}"
+    check_status "$w_addr" "$w_body" "$w_headers" "$w_status"
+    : > "$work/rounds_rps_$i"
+    : > "$work/rounds_p99_$i"
 done
+for _ in $(seq 1 "$pairs"); do
+    trim_logs
+    b=$(run_wrk "$baseline_addr" "$c" "$body_list" "Content-Type: application/json" "$pair_secs")
+    for i in "${!contenders[@]}"; do
+        split "${contenders[$i]}"
+        r=$(run_wrk "$w_addr" "$c" "$w_body" "$w_headers" "$pair_secs")
+        [ "$(field "$r" non2xx)" = 0 ] || echo "bench: $(field "$r" non2xx) non-2xx answers from: $w_name" >&2
+        awk -v s="$(field "$r" rps)" -v b="$(field "$b" rps)" 'BEGIN {print s / b}' >> "$work/rounds_rps_$i"
+        awk -v s="$(field "$r" p99_ms)" -v b="$(field "$b" p99_ms)" 'BEGIN {print s / b}' >> "$work/rounds_p99_$i"
+    done
+done
+echo "Against the idiomatic bare axum baseline (Json<Value> in, a json! result of its own out), $pairs alternating rounds of ${pair_secs} s at $c connections, medians (every round in brackets):"
+echo
+echo "| contender | req/s × baseline | p99 × baseline |"
+echo "|---|---|---|"
+[ -n "$peer_addr" ] || echo "| rmcp peer | skipped: bench/peers/rmcp-echo could not be built | |"
+for i in "${!contenders[@]}"; do
+    split "${contenders[$i]}"
+    echo "| $w_name | $(median < "$work/rounds_rps_$i") ($(spread "$work/rounds_rps_$i")) | $(median < "$work/rounds_p99_$i") ($(spread "$work/rounds_p99_$i")) |"
+done
+echo
 
 # --- rejections against the accepted request, in alternating rounds ---
 c=$(echo "$conns_list" | awk '{print $1}')
@@ -236,16 +307,19 @@ done
 echo "- accepted tools/list and rejections in $pairs alternating rounds of ${pair_secs} s at $c connections, median req/s:" \
     "tools/list $(median < "$work/round_list"), 401 $(median < "$work/round_401"), 403 $(median < "$work/round_403"), 429 $(median < "$work/round_429")"
 
-# --- audit on vs off, in alternating pairs like the headline ratio ---
-c=$(echo "$conns_list" | awk '{print $1}')
-: > "$work/audit_costs"
+# --- audit off, to the log (the default) and to a file, in alternating rounds ---
+for w in off log file; do : > "$work/audit_$w"; done
 for _ in $(seq 1 "$pairs"); do
-    off=$(run_wrk "$noaudit_addr" "$c" "$body_list" "$modern|Mcp-Method: tools/list" "$pair_secs")
-    on=$(run_wrk "$main_addr" "$c" "$body_list" "$modern|Mcp-Method: tools/list" "$pair_secs")
-    awk -v on="$(field "$on" rps)" -v off="$(field "$off" rps)" 'BEGIN {print (off - on) / off * 100}' >> "$work/audit_costs"
+    trim_logs
+    field "$(run_wrk "$noaudit_addr" "$c" "$body_list" "$modern|Mcp-Method: tools/list" "$pair_secs")" rps >> "$work/audit_off"
+    field "$(run_wrk "$main_addr" "$c" "$body_list" "$modern|Mcp-Method: tools/list" "$pair_secs")" rps >> "$work/audit_log"
+    field "$(run_wrk "$auditfile_addr" "$c" "$body_list" "$modern|Mcp-Method: tools/list" "$pair_secs")" rps >> "$work/audit_file"
 done
-echo "- audit log to a file vs audit off (tools/list, $c connections, $pairs alternating pairs of ${pair_secs} s):" \
-    "$(median < "$work/audit_costs")% fewer req/s with the audit file (median; pairs $(sort -g "$work/audit_costs" | awk '{printf "%s%.1f", (NR > 1 ? " " : ""), $1}'))"
+paste "$work/audit_off" "$work/audit_log" | awk '{print ($1 - $2) / $1 * 100}' > "$work/audit_log_cost"
+paste "$work/audit_off" "$work/audit_file" | awk '{print ($1 - $2) / $1 * 100}' > "$work/audit_file_cost"
+echo "- audit off vs on (tools/list, $c connections, $pairs alternating rounds of ${pair_secs} s, median req/s: off $(median < "$work/audit_off"), log $(median < "$work/audit_log"), file $(median < "$work/audit_file")):" \
+    "the audit in the log costs $(median < "$work/audit_log_cost")% of req/s (rounds $(sort -g "$work/audit_log_cost" | awk '{printf "%s%.1f", (NR > 1 ? " " : ""), $1}')), to a file $(median < "$work/audit_file_cost")% (rounds $(sort -g "$work/audit_file_cost" | awk '{printf "%s%.1f", (NR > 1 ? " " : ""), $1}'))"
+trim_logs
 
 # --- one of a fleet (--redis-url) vs alone, in alternating pairs; Redis round trips ---
 : > "$work/fleet_rps"
