@@ -155,6 +155,12 @@ impl std::fmt::Debug for ToolContext {
 impl ToolContext {
     /// A context with no stream, no session and no client state (tests, internal calls).
     pub fn detached(era: Era, caller: impl Into<Principal>) -> Self {
+        Self::announcing(era, caller, ChangeHub::new())
+    }
+
+    /// A context with no stream, no session and no client state whose changes are announced
+    /// on `changes` (a server's own hub: a hub of its own allocates its whole buffer).
+    pub fn announcing(era: Era, caller: impl Into<Principal>, changes: ChangeHub) -> Self {
         Self {
             era,
             caller: caller.into(),
@@ -163,7 +169,7 @@ impl ToolContext {
             log_level: None,
             input_responses: None,
             state: None,
-            changes: ChangeHub::new(),
+            changes,
             note: Default::default(),
             tasks: None,
             sink: None,

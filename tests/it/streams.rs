@@ -120,6 +120,50 @@ impl Tool for AsksUser {
     }
 }
 
+/// Works until cancelled without emitting anything.
+struct Quiet(Probe);
+
+impl Tool for Quiet {
+    fn definition(&self) -> ToolDefinition {
+        ToolDefinition {
+            name: "quiet",
+            title: "Quiet",
+            description: "Works until cancelled, silently",
+            input_schema: json!({"type": "object"}),
+            read_only: true,
+            requires_client: &[],
+        }
+    }
+    fn call(&self, _arguments: Map<String, Value>, _ctx: ToolContext) -> ToolFuture {
+        let probe = self.0.clone();
+        Box::pin(async move {
+            let _flag = DropFlag(probe.dropped.clone(), probe.dropped_notify.clone());
+            probe.started.notify_waiters();
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(ToolOutput::text("never"))
+        })
+    }
+}
+
+/// Panics.
+struct Panics;
+
+impl Tool for Panics {
+    fn definition(&self) -> ToolDefinition {
+        ToolDefinition {
+            name: "panics",
+            title: "Panics",
+            description: "A bug",
+            input_schema: json!({"type": "object"}),
+            read_only: true,
+            requires_client: &[],
+        }
+    }
+    fn call(&self, _arguments: Map<String, Value>, _ctx: ToolContext) -> ToolFuture {
+        Box::pin(async move { panic!("secret detail /etc/shadow") })
+    }
+}
+
 fn harness(probe: &Probe) -> Harness {
     let base = Harness::new();
     let state = base.state.clone();
@@ -127,7 +171,9 @@ fn harness(probe: &Probe) -> Harness {
     tools
         .register(Slow(probe.clone()))
         .register(Chatty)
-        .register(AsksUser);
+        .register(AsksUser)
+        .register(Quiet(probe.clone()))
+        .register(Panics);
     let state = state.with_server(
         McpServerBuilder {
             tools: std::sync::Arc::new(tools),
@@ -240,6 +286,60 @@ async fn closing_a_2026_stream_cancels_the_tool() {
     tokio::time::timeout(Duration::from_secs(5), dropped)
         .await
         .expect("the tool's future was dropped");
+    assert!(probe.dropped.load(Ordering::SeqCst));
+}
+
+#[tokio::test]
+async fn a_panicking_tool_is_a_generic_error_and_the_server_serves_on() {
+    let h = harness(&Probe::default());
+    let r = h.modern("tools/call", json!({"name": "panics"})).await;
+    assert_eq!(r.code(), -32603, "{}", r.json());
+    assert!(
+        !r.json().to_string().contains("secret") && !r.json().to_string().contains("shadow"),
+        "nothing of the panic reaches the client: {}",
+        r.json()
+    );
+    let r = h.modern("tools/call", json!({"name": "chatty"})).await;
+    assert_eq!(r.json()["result"]["content"][0]["text"], "done");
+}
+
+#[tokio::test]
+async fn a_2026_client_that_goes_away_before_any_message_cancels_the_tool() {
+    // The handler runs inline in the request's own future until it emits: dropping the
+    // connection must still drop the tool's work.
+    let probe = Probe::default();
+    let h = harness(&probe);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(serve(
+        listener,
+        h.state.clone(),
+        Limits::default(),
+        std::future::pending(),
+    ));
+    let started = probe.started.notified();
+    let dropped = probe.dropped_notify.notified();
+    let request = tokio::spawn(
+        reqwest::Client::new()
+            .post(format!("http://{addr}/mcp"))
+            .bearer_auth(KEY)
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "quiet")
+            .json(&json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"quiet","_meta":{
+                "io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}))
+            .send(),
+    );
+    tokio::time::timeout(Duration::from_secs(5), started)
+        .await
+        .expect("the tool started");
+    assert!(!probe.dropped.load(Ordering::SeqCst), "still running");
+    request.abort();
+    tokio::time::timeout(Duration::from_secs(5), dropped)
+        .await
+        .expect("the tool's future was dropped when the client went away");
     assert!(probe.dropped.load(Ordering::SeqCst));
 }
 

@@ -235,8 +235,7 @@ impl McpServer {
 
     /// The tool context of one request.
     fn context(&self, request: &Request, call: &Call) -> Result<ToolContext, RpcError> {
-        let mut ctx = ToolContext::detached(call.era, call.caller.clone());
-        ctx.changes = self.changes.clone();
+        let mut ctx = ToolContext::announcing(call.era, call.caller.clone(), self.changes.clone());
         ctx.note = call.note.clone();
         let m = meta(&request.params);
         ctx.progress_token = m.and_then(|m| m.get("progressToken")).cloned();

@@ -1,11 +1,15 @@
-//! Runs one request: inline when its method never emits before its result, else in a task of
-//! its own whose messages turn the response into an SSE stream (see [`super::sse`]); results
-//! computed once at start are copied into the response.
+//! Runs one request, inline in the request's own future: a result computed once at start is
+//! copied into the response; a method that may emit before its result (progress, log
+//! messages, a server-to-client request) runs inline too until it answers or emits, and only
+//! when it emits does it move into a task of its own whose messages turn the response into an
+//! SSE stream (see [`super::sse`]). Most calls emit nothing, so they cost no task, channel or
+//! wake-up of another worker.
 
 use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -35,7 +39,7 @@ pub(super) fn precomputed(
 }
 
 /// Runs a request: JSON if the handler emits nothing before its result, SSE otherwise (see
-/// [`crate::mcp::sse`]).
+/// [`super::sse`]).
 pub(super) async fn run(
     state: &AppState,
     request: Request,
@@ -60,41 +64,77 @@ pub(super) async fn run(
         return response;
     }
     let method = request.method.clone();
-    let (sink, events) = events::stream();
+    let (sink, mut events) = events::stream();
     if reply.stream {
         call.sink = Some(sink);
     }
     let server = state.server.clone();
-    let (mut outcomes, guard) = sse::spawn_request(
-        async move {
+    // The handler runs inline, in the request's own future, until it answers (JSON: the usual
+    // case, with no task and no channel of its own) or emits a message first; then it moves,
+    // already pinned, into a task that feeds the SSE stream. Dropping the response drops the
+    // handler in both cases (2026-07-28 cancellation by disconnect). A panic is caught here
+    // and answered with a generic error; the server keeps serving.
+    let mut handler = Box::pin(
+        std::panic::AssertUnwindSafe(async move {
             // However the request ends (answer, cancellation, disconnect), its session forgets it.
             let _in_flight = call
                 .session
                 .clone()
                 .map(|s| InFlight(s, request.id.clone()));
             server.handle(&request, call).await
-        },
-        events,
-        cancel,
+        })
+        .catch_unwind()
+        .map(move |outcome| {
+            outcome.unwrap_or_else(|_| {
+                tracing::error!(method = %method, "request handler panicked");
+                Err(RpcError::Internal)
+            })
+        }),
     );
-    let mut response = match outcomes.recv().await {
-        Some(sse::Outcome::Done(Ok(result))) => success(&id, result, reply.framing, None),
-        Some(sse::Outcome::Done(Err(e))) => rpc_error(Some(&id), e, era),
-        Some(sse::Outcome::Event(first)) => {
-            let finish = move |result: Result<Value, RpcError>| match result {
-                Ok(r) => jsonrpc::success_response(&id, r),
-                Err(e) => jsonrpc::error_body(&e, Some(&id), era),
-            };
-            sse::request_stream(first, outcomes, guard, finish)
-        }
-        // Cancelled (2025 `notifications/cancelled`): no result is sent.
-        Some(sse::Outcome::Cancelled) => StatusCode::NO_CONTENT.into_response(),
-        // The handler panicked (the task died): a generic error, the server keeps serving.
-        None => {
-            tracing::error!(method = %method, "request handler panicked");
-            rpc_error(Some(&id), RpcError::Internal, era)
+    let cancelled = async {
+        match &cancel {
+            Some(token) => token.cancelled().await,
+            None => std::future::pending().await,
         }
     };
+    let first = tokio::select! {
+        biased;
+        // Cancelled (2025 `notifications/cancelled`): no result is sent.
+        () = cancelled => None,
+        Some(first) = events.recv() => Some(Ok(first)),
+        result = &mut handler => match events.try_recv() {
+            // It emitted and answered in one step: the messages go first, as a stream.
+            Ok(first) => Some(Err((first, result))),
+            Err(_) => {
+                let mut response = match result {
+                    Ok(result) => success(&id, result, reply.framing, None),
+                    Err(e) => rpc_error(Some(&id), e, era),
+                };
+                response.extensions_mut().insert(note);
+                return response;
+            }
+        },
+    };
+    let (first, outcomes, guard) = match first {
+        None => {
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            response.extensions_mut().insert(note);
+            return response;
+        }
+        Some(Ok(first)) => {
+            let (outcomes, guard) = sse::spawn_request(handler, events, cancel);
+            (first, outcomes, guard)
+        }
+        Some(Err((first, result))) => {
+            let (outcomes, guard) = sse::spawn_request(std::future::ready(result), events, cancel);
+            (first, outcomes, guard)
+        }
+    };
+    let finish = move |result: Result<Value, RpcError>| match result {
+        Ok(r) => jsonrpc::success_response(&id, r),
+        Err(e) => jsonrpc::error_body(&e, Some(&id), era),
+    };
+    let mut response = sse::request_stream(first, outcomes, guard, finish);
     response.extensions_mut().insert(note);
     response
 }

@@ -1,10 +1,10 @@
 //! The streams of `/mcp` (their events are written by [`super::reply`]): a request's response stream, the 2026-07-28 `subscriptions/listen`
 //! stream, and the 2025-era standalone GET stream.
 //!
-//! A request runs in its own task. The response is JSON when the handler finishes without
-//! emitting anything; as soon as it emits (progress, a log message, a server-to-client
-//! request) the response becomes an SSE stream carrying those messages and then the result.
-//! The task is tied to the response: if the client goes away (the body is dropped) the task is
+//! A request's handler runs inline (see [`super::execute`]). The response is JSON when the
+//! handler finishes without emitting anything; as soon as it emits (progress, a log message, a
+//! server-to-client request) the handler moves into a task of its own and the response becomes
+//! an SSE stream carrying those messages and then the result. The task is tied to the response: if the client goes away (the body is dropped) the task is
 //! aborted, which is how 2026-07-28 cancellation by disconnect stops the work. A 2025-era
 //! `notifications/cancelled` fires the request's cancellation token instead; the stream then
 //! ends without a result.
