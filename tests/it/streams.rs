@@ -384,7 +384,9 @@ async fn notifications_cancelled_stops_a_2025_request() {
 #[tokio::test]
 async fn a_2025_server_to_client_request_is_answered_through_a_post() {
     let h = Arc::new(harness(&Probe::default()));
-    let s = h.initialize(KEY, "2025-11-25").await;
+    let s = h
+        .initialize_with(KEY, "2025-11-25", json!({"elicitation": {}}))
+        .await;
     // The call streams the elicitation request, then waits for the answer.
     let request = Request::post("/mcp")
         .header("host", "127.0.0.1")
@@ -418,6 +420,26 @@ async fn a_2025_server_to_client_request_is_answered_through_a_post() {
     let result = messages(&rest).pop().expect("result");
     assert_eq!(result["id"], 9);
     assert_eq!(result["result"]["content"][0]["text"], "hello Ada");
+}
+
+#[tokio::test]
+async fn a_2025_client_that_declared_no_such_capability_is_never_sent_a_request() {
+    let h = harness(&Probe::default());
+    let s = h.initialize(KEY, "2025-11-25").await;
+    let r = legacy_post(
+        &h,
+        &s,
+        json!({"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"asks_user"}}),
+    )
+    .await;
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/json"),
+        "{}",
+        r.text
+    );
+    assert_eq!(r.json()["result"]["isError"], true, "{}", r.text);
+    assert!(!r.text.contains("elicitation/create"), "{}", r.text);
 }
 
 #[tokio::test]

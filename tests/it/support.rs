@@ -299,12 +299,17 @@ impl Harness {
 
     /// Runs the legacy handshake; returns the session id.
     pub async fn initialize(&self, key: &str, version: &str) -> String {
+        self.initialize_with(key, version, json!({})).await
+    }
+
+    /// Runs the legacy handshake declaring `capabilities`; returns the session id.
+    pub async fn initialize_with(&self, key: &str, version: &str, capabilities: Value) -> String {
         let reply = self
             .legacy(
                 key,
                 None,
                 json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
-                    "protocolVersion": version, "capabilities": {},
+                    "protocolVersion": version, "capabilities": capabilities,
                     "clientInfo": {"name":"it","version":"1"}}}),
             )
             .await;

@@ -233,6 +233,27 @@ impl McpServer {
         }
     }
 
+    /// Whether handling `request` could send the client anything before its result: a
+    /// progress token, a log level (the request's, or its 2025 session's), or a 2025 session
+    /// whose client declared a capability a tool could ask it to use. Only then does the
+    /// request get a stream to emit on (most calls do not, and the channel is the largest
+    /// allocation of a call); what cannot emit must match what [`Self::context`] gives a tool.
+    pub fn may_emit(request: &Request, call: &Call) -> bool {
+        let m = meta(&request.params);
+        if m.is_some_and(|m| m.contains_key("progressToken")) {
+            return true;
+        }
+        match call.era {
+            Era::Modern => m.is_some_and(|m| m.contains_key(META_LOG_LEVEL)),
+            Era::Legacy => call.session.as_ref().is_some_and(|session| {
+                session.log_level().is_some()
+                    || ["sampling", "elicitation", "roots"]
+                        .iter()
+                        .any(|cap| session.client_capabilities.contains_key(*cap))
+            }),
+        }
+    }
+
     /// The tool context of one request.
     fn context(&self, request: &Request, call: &Call) -> Result<ToolContext, RpcError> {
         let mut ctx = ToolContext::announcing(call.era, call.caller.clone(), self.changes.clone());

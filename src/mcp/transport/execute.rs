@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
 use serde_json::Value;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::negotiate::Reply;
@@ -18,6 +19,7 @@ use super::reply::{raw_success, rpc_error, success};
 use super::sse;
 use crate::error::RpcError;
 use crate::mcp::context::Call;
+use crate::mcp::dispatch::McpServer;
 use crate::mcp::events;
 use crate::mcp::jsonrpc::{self, Request, RequestId};
 use crate::mcp::session::SessionState;
@@ -64,10 +66,15 @@ pub(super) async fn run(
         return response;
     }
     let method = request.method.clone();
-    let (sink, mut events) = events::stream();
-    if reply.stream {
+    // A stream to emit on only where the call could emit (a channel is the largest
+    // allocation of a call); without one, the messages it would send are not sent.
+    let mut events = if reply.stream && McpServer::may_emit(&request, &call) {
+        let (sink, events) = events::stream();
         call.sink = Some(sink);
-    }
+        Some(events)
+    } else {
+        None
+    };
     let server = state.server.clone();
     // The handler runs inline, in the request's own future, until it answers (JSON: the usual
     // case, with no task and no channel of its own) or emits a message first; then it moves,
@@ -101,11 +108,11 @@ pub(super) async fn run(
         biased;
         // Cancelled (2025 `notifications/cancelled`): no result is sent.
         () = cancelled => None,
-        Some(first) = events.recv() => Some(Ok(first)),
-        result = &mut handler => match events.try_recv() {
+        Some(first) = next_event(&mut events) => Some(Ok(first)),
+        result = &mut handler => match events.as_mut().and_then(|e| e.try_recv().ok()) {
             // It emitted and answered in one step: the messages go first, as a stream.
-            Ok(first) => Some(Err((first, result))),
-            Err(_) => {
+            Some(first) => Some(Err((first, result))),
+            None => {
                 let mut response = match result {
                     Ok(result) => success(&id, result, reply.framing, None),
                     Err(e) => rpc_error(Some(&id), e, era),
@@ -122,10 +129,13 @@ pub(super) async fn run(
             return response;
         }
         Some(Ok(first)) => {
+            // (An event came, so there is a stream; the empty one is never used.)
+            let events = events.unwrap_or_else(|| mpsc::channel(1).1);
             let (outcomes, guard) = sse::spawn_request(handler, events, cancel);
             (first, outcomes, guard)
         }
         Some(Err((first, result))) => {
+            let events = events.unwrap_or_else(|| mpsc::channel(1).1);
             let (outcomes, guard) = sse::spawn_request(std::future::ready(result), events, cancel);
             (first, outcomes, guard)
         }
@@ -137,6 +147,14 @@ pub(super) async fn run(
     let mut response = sse::request_stream(first, outcomes, guard, finish);
     response.extensions_mut().insert(note);
     response
+}
+
+/// The next message of the stream, if there is one (never, without a stream).
+async fn next_event(events: &mut Option<mpsc::Receiver<Value>>) -> Option<Value> {
+    match events {
+        Some(events) => events.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A 2025-era request in flight; dropping it tells the session the request ended.
