@@ -203,8 +203,13 @@ impl ToolRegistry {
             }
         };
         let registered = &self.tools[index];
-        let target = format!("tools/call {name}");
-        resume(params, &mut ctx, sealer, &target)?;
+        // What a request state is sealed for: named only where one is opened or sealed.
+        let target = || format!("tools/call {name}");
+        if params.contains_key("requestState") {
+            resume(params, &mut ctx, sealer, &target())?;
+        } else {
+            resume(params, &mut ctx, sealer, "")?;
+        }
         if ctx.era == Era::Modern {
             let declared = &ctx.client_capabilities;
             let missing: Map<String, Value> = registered
@@ -238,7 +243,8 @@ impl ToolRegistry {
                     (registered.tool.clone(), ctx.clone(), ctx.caller.clone());
                 let start =
                     move |task, cancel| tool.call(arguments, run_ctx.into_task(task, cancel));
-                match tasks::launch(&store, support, &caller, name, start).await {
+                // Boxed: the common path (no task) does not carry this future's size.
+                match Box::pin(tasks::launch(&store, support, &caller, name, start)).await {
                     Launched::Task(created) => return Ok(created),
                     Launched::Now(outcome) => outcome,
                 }
@@ -254,7 +260,7 @@ impl ToolRegistry {
                 input_required: Some(input),
                 ..
             }) => Ok(match ctx.era {
-                Era::Modern => input.to_result(&ctx, sealer, &target),
+                Era::Modern => input.to_result(&ctx, sealer, &target()),
                 Era::Legacy => result(Err(ToolError::Failed(
                     "this tool needs input that only 2026-07-28 clients can give",
                 ))),
@@ -280,6 +286,10 @@ impl ToolRegistry {
 /// The first violation of `schema` by `arguments`, as the tool error a model can correct itself
 /// from: where it is and what is wrong, the offending value masked.
 pub fn check_arguments(schema: &jsonschema::Validator, arguments: &Value) -> Option<ToolError> {
+    // `is_valid` allocates nothing; the error iterator is built only for a violation.
+    if schema.is_valid(arguments) {
+        return None;
+    }
     let violation = schema.iter_errors(arguments).next()?;
     let location = violation.instance_path().to_string();
     let detail = violation.masked().to_string();

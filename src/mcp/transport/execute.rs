@@ -11,7 +11,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
 use serde_json::Value;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::negotiate::Reply;
@@ -68,7 +67,7 @@ pub(super) async fn run(
     let method = request.method.clone();
     // A stream to emit on only where the call could emit (a channel is the largest
     // allocation of a call); without one, the messages it would send are not sent.
-    let mut events = if reply.stream && McpServer::may_emit(&request, &call) {
+    let events = if reply.stream && McpServer::may_emit(&request, &call) {
         let (sink, events) = events::stream();
         call.sink = Some(sink);
         Some(events)
@@ -78,48 +77,61 @@ pub(super) async fn run(
     let server = state.server.clone();
     // The handler runs inline, in the request's own future, until it answers (JSON: the usual
     // case, with no task and no channel of its own) or emits a message first; then it moves,
-    // already pinned, into a task that feeds the SSE stream. Dropping the response drops the
-    // handler in both cases (2026-07-28 cancellation by disconnect). A panic is caught here
-    // and answered with a generic error; the server keeps serving.
-    let mut handler = Box::pin(
-        std::panic::AssertUnwindSafe(async move {
-            // However the request ends (answer, cancellation, disconnect), its session forgets it.
-            let _in_flight = call
-                .session
-                .clone()
-                .map(|s| InFlight(s, request.id.clone()));
-            server.handle(&request, call).await
+    // already pinned, into a task that feeds the SSE stream. A call that cannot emit is not
+    // even boxed. Dropping the response drops the handler in every case (2026-07-28
+    // cancellation by disconnect). A panic is caught here and answered with a generic error;
+    // the server keeps serving.
+    let handler = std::panic::AssertUnwindSafe(async move {
+        // However the request ends (answer, cancellation, disconnect), its session forgets it.
+        let _in_flight = call
+            .session
+            .clone()
+            .map(|s| InFlight(s, request.id.clone()));
+        server.handle(&request, call).await
+    })
+    .catch_unwind()
+    .map(move |outcome| {
+        outcome.unwrap_or_else(|_| {
+            tracing::error!(method = %method, "request handler panicked");
+            Err(RpcError::Internal)
         })
-        .catch_unwind()
-        .map(move |outcome| {
-            outcome.unwrap_or_else(|_| {
-                tracing::error!(method = %method, "request handler panicked");
-                Err(RpcError::Internal)
-            })
-        }),
-    );
+    });
     let cancelled = async {
         match &cancel {
             Some(token) => token.cancelled().await,
             None => std::future::pending().await,
         }
     };
+    let answer = |result: Result<Value, RpcError>, note| {
+        let mut response = match result {
+            Ok(result) => success(&id, result, reply.framing, None),
+            Err(e) => rpc_error(Some(&id), e, era),
+        };
+        response.extensions_mut().insert(note);
+        response
+    };
+    let Some(mut events) = events else {
+        let handler = std::pin::pin!(handler);
+        return tokio::select! {
+            biased;
+            // Cancelled (2025 `notifications/cancelled`): no result is sent.
+            () = cancelled => {
+                let mut response = StatusCode::NO_CONTENT.into_response();
+                response.extensions_mut().insert(note);
+                response
+            }
+            result = handler => answer(result, note),
+        };
+    };
+    let mut handler = Box::pin(handler);
     let first = tokio::select! {
         biased;
-        // Cancelled (2025 `notifications/cancelled`): no result is sent.
         () = cancelled => None,
-        Some(first) = next_event(&mut events) => Some(Ok(first)),
-        result = &mut handler => match events.as_mut().and_then(|e| e.try_recv().ok()) {
+        Some(first) = events.recv() => Some(Ok(first)),
+        result = &mut handler => match events.try_recv() {
             // It emitted and answered in one step: the messages go first, as a stream.
-            Some(first) => Some(Err((first, result))),
-            None => {
-                let mut response = match result {
-                    Ok(result) => success(&id, result, reply.framing, None),
-                    Err(e) => rpc_error(Some(&id), e, era),
-                };
-                response.extensions_mut().insert(note);
-                return response;
-            }
+            Ok(first) => Some(Err((first, result))),
+            Err(_) => return answer(result, note),
         },
     };
     let (first, outcomes, guard) = match first {
@@ -129,13 +141,10 @@ pub(super) async fn run(
             return response;
         }
         Some(Ok(first)) => {
-            // (An event came, so there is a stream; the empty one is never used.)
-            let events = events.unwrap_or_else(|| mpsc::channel(1).1);
             let (outcomes, guard) = sse::spawn_request(handler, events, cancel);
             (first, outcomes, guard)
         }
         Some(Err((first, result))) => {
-            let events = events.unwrap_or_else(|| mpsc::channel(1).1);
             let (outcomes, guard) = sse::spawn_request(std::future::ready(result), events, cancel);
             (first, outcomes, guard)
         }
@@ -147,14 +156,6 @@ pub(super) async fn run(
     let mut response = sse::request_stream(first, outcomes, guard, finish);
     response.extensions_mut().insert(note);
     response
-}
-
-/// The next message of the stream, if there is one (never, without a stream).
-async fn next_event(events: &mut Option<mpsc::Receiver<Value>>) -> Option<Value> {
-    match events {
-        Some(events) => events.recv().await,
-        None => std::future::pending().await,
-    }
 }
 
 /// A 2025-era request in flight; dropping it tells the session the request ended.

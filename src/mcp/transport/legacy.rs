@@ -119,7 +119,8 @@ pub(super) async fn legacy(
                 rules: auth.rules.clone(),
                 tasks: None,
             };
-            run(state, request, call, reply, Some(cancel)).await
+            // Boxed: the other paths do not carry this future's size.
+            Box::pin(run(state, request, call, reply, Some(cancel))).await
         }
     }
 }

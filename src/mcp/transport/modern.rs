@@ -78,7 +78,8 @@ pub(super) async fn modern(
         rules: auth.rules.clone(),
         tasks: Some(state.tasks.clone()),
     };
-    run(state, request, call, reply, None).await
+    // Boxed: the precomputed path above does not carry this future's size.
+    Box::pin(run(state, request, call, reply, None)).await
 }
 
 /// The 2026-07-28 request checks, in the order the module doc gives.
