@@ -34,3 +34,14 @@ pub mod state;
 pub mod tls;
 pub mod tools;
 pub mod upkeep;
+
+/// The allocator of every program built on this library (the server, its examples, its
+/// tests): jemalloc, with the feature `jemalloc` (on by default; the fuzz targets turn it off
+/// for their sanitizers). Measured against glibc's malloc (BENCHMARKS.md): a `tools/call`
+/// allocates a few futures over a kilobyte, which glibc serves from its slow path
+/// (`malloc_consolidate`), jemalloc from size classes. Its settings, compiled in from
+/// `.cargo/config.toml`, return freed pages to the system at once, so the memory targets
+/// (idle, under load, the rate limiter's table at its peak and after a sweep) hold.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
