@@ -167,7 +167,12 @@ pub fn parse(body: &[u8]) -> Result<Message, Invalid> {
 
 /// `{"jsonrpc":"2.0","id":…,"result":…}`
 pub fn success_response(id: &RequestId, result: Value) -> Value {
-    json!({ "jsonrpc": "2.0", "id": id, "result": result })
+    // Built by hand: `json!` would copy `result` (it serializes every value it is given).
+    let mut message = serde_json::Map::with_capacity(3);
+    message.insert("jsonrpc".into(), Value::from("2.0"));
+    message.insert("id".into(), serde_json::to_value(id).unwrap_or(Value::Null));
+    message.insert("result".into(), result);
+    Value::Object(message)
 }
 
 /// `{"jsonrpc":"2.0","id":…,"error":…}`, without `id` when it is unknown.

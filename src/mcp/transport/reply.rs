@@ -72,40 +72,56 @@ pub fn accepted() -> Response {
 }
 
 pub fn success(id: &RequestId, result: Value, framing: Framing, session: Option<&str>) -> Response {
-    let body = jsonrpc::success_response(id, result);
-    let mut response = match framing {
-        Framing::Json => (StatusCode::OK, axum::Json(body)).into_response(),
-        Framing::Sse => sse_single(&body),
-    };
-    if let Some(session) = session.and_then(|s| HeaderValue::from_str(s).ok()) {
-        response.headers_mut().insert(headers::SESSION_ID, session);
+    // Written straight from the result: wrapping it in an envelope `Value` first (`json!`)
+    // copied the whole result, and that copy was then serialized and dropped.
+    match envelope(id, 256, |message| serde_json::to_writer(message, &result)) {
+        Some(message) => respond(message, framing, session),
+        None => Rejection::Internal.into_response(),
     }
-    response
 }
 
 /// A success whose `result` is already serialized.
 pub fn raw_success(id: &RequestId, raw: &str, framing: Framing, session: Option<&str>) -> Response {
+    let written = envelope(id, raw.len(), |message| {
+        message.extend_from_slice(raw.as_bytes());
+        Ok::<(), std::convert::Infallible>(())
+    });
+    match written {
+        Some(message) => respond(message, framing, session),
+        None => Rejection::Internal.into_response(),
+    }
+}
+
+/// `{"jsonrpc":"2.0","id":ID,"result":RESULT}`, the result written by `write`; `size` is the
+/// result's size (exact for a precomputed one, so the body takes the vector without another
+/// allocation).
+fn envelope<E>(
+    id: &RequestId,
+    size: usize,
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+) -> Option<Vec<u8>> {
     const HEAD: &[u8] = b"{\"jsonrpc\":\"2.0\",\"id\":";
     const RESULT: &[u8] = b",\"result\":";
     let mut number = itoa::Buffer::new();
     let quoted;
     let id: &[u8] = match id {
         RequestId::Number(n) => number.format(*n).as_bytes(),
-        RequestId::String(_) => match serde_json::to_vec(id) {
-            Ok(v) => {
-                quoted = v;
-                &quoted
-            }
-            Err(_) => return Rejection::Internal.into_response(),
-        },
+        RequestId::String(_) => {
+            quoted = serde_json::to_vec(id).ok()?;
+            &quoted
+        }
     };
-    // Exactly the size of the message, so the body takes the vector without another allocation.
-    let mut message = Vec::with_capacity(HEAD.len() + id.len() + RESULT.len() + raw.len() + 1);
+    let mut message = Vec::with_capacity(HEAD.len() + id.len() + RESULT.len() + size + 1);
     message.extend_from_slice(HEAD);
     message.extend_from_slice(id);
     message.extend_from_slice(RESULT);
-    message.extend_from_slice(raw.as_bytes());
+    write(&mut message).ok()?;
     message.push(b'}');
+    Some(message)
+}
+
+/// A serialized JSON-RPC message as JSON or as a one-event SSE stream.
+fn respond(message: Vec<u8>, framing: Framing, session: Option<&str>) -> Response {
     let mut response = match framing {
         Framing::Json => {
             let mut response = Response::new(Body::from(message));
@@ -132,11 +148,6 @@ pub fn rpc_error(id: Option<&RequestId>, error: RpcError, era: Era) -> Response 
     let mut response = (status, axum::Json(jsonrpc::error_body(&error, id, era))).into_response();
     response.extensions_mut().insert(ErrorCode(error.code(era)));
     response
-}
-
-/// One JSON-RPC message as a one-event SSE stream.
-fn sse_single(message: &Value) -> Response {
-    sse_raw(message.to_string().as_bytes())
 }
 
 /// One serialized JSON-RPC message as a one-event SSE stream.
@@ -170,7 +181,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn precomputed_results_are_framed_with_the_request_id() {
+    async fn results_precomputed_or_not_are_framed_with_the_request_id() {
         let raw = r#"{"tools":[{"name":"a\"b"}]}"#;
         let ids = [
             RequestId::Number(i64::MIN),
@@ -184,11 +195,21 @@ mod tests {
                 "id": id,
                 "result": serde_json::from_str::<Value>(raw).expect("raw"),
             });
-            let json = raw_success(&id, raw, Framing::Json, None);
-            assert_eq!(json.headers()[header::CONTENT_TYPE], "application/json");
-            let body = json.into_body().collect().await.expect("body").to_bytes();
-            let got: Value = serde_json::from_slice(&body).expect("json");
-            assert_eq!(got, expected, "{id:?}");
+            let value = serde_json::from_str::<Value>(raw).expect("raw");
+            for json in [
+                raw_success(&id, raw, Framing::Json, None),
+                success(&id, value.clone(), Framing::Json, None),
+            ] {
+                assert_eq!(json.headers()[header::CONTENT_TYPE], "application/json");
+                let body = json.into_body().collect().await.expect("body").to_bytes();
+                let got: Value = serde_json::from_slice(&body).expect("json");
+                assert_eq!(got, expected, "{id:?}");
+            }
+            assert_eq!(
+                jsonrpc::success_response(&id, value.clone()),
+                expected,
+                "{id:?}"
+            );
 
             let sse = raw_success(&id, raw, Framing::Sse, Some("s1"));
             assert_eq!(sse.headers()[headers::SESSION_ID], "s1");
