@@ -336,10 +336,23 @@ async fn serve_connection<I, S>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: HttpService,
 {
+    // The connection's own copy of the stack, called in place: every layer is ready at once
+    // (none sheds load through readiness) and every future it returns owns what it needs, so
+    // a request need not clone the whole stack (some twenty `Arc`s, cloned and dropped) as
+    // `oneshot` does. Should a layer ever not be ready, the request takes a clone that waits.
+    let app = std::sync::Mutex::new(app);
     let service =
         hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
-            app.clone().oneshot(request.map(axum::body::Body::new))
+            let request = request.map(axum::body::Body::new);
+            let mut app = app.lock().unwrap_or_else(|e| e.into_inner());
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            match tower::Service::poll_ready(&mut *app, &mut cx) {
+                std::task::Poll::Ready(Ok(())) => {
+                    futures_util::future::Either::Left(tower::Service::call(&mut *app, request))
+                }
+                _ => futures_util::future::Either::Right(app.clone().oneshot(request)),
+            }
         });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
