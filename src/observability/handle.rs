@@ -68,7 +68,7 @@ impl Observability {
                 era: None,
                 status: StatusCode::TOO_MANY_REQUESTS.as_u16(),
                 rpc_error: None,
-                latency_ms: 0.0,
+                latency_us: 0,
                 bytes_in: None,
                 bytes_out: None,
                 outcome: "rate_limited",

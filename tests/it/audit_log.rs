@@ -9,15 +9,19 @@ use crate::support::RunningServer;
 
 const KEY: &str = "audit-log-test-key-0123456789abcdef";
 
+/// A server process, killed when the test ends however it ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The server with stderr on a pipe the test reads only when it chooses: the listening line,
 /// and the reader for the rest.
-fn start_unread(
-    args: &[&str],
-) -> (
-    std::process::Child,
-    String,
-    BufReader<std::process::ChildStderr>,
-) {
+fn start_unread(args: &[&str]) -> (Child, String, BufReader<std::process::ChildStderr>) {
     let mut all = vec!["--api-key", KEY, "--rate-limit", "1000000"];
     all.extend_from_slice(args);
     let mut child = RunningServer::command(&all, &[("MCP_LOG", "info")])
@@ -36,7 +40,7 @@ fn start_unread(
             break rest.split('/').next().expect("address").to_owned();
         }
     };
-    (child, addr, stderr)
+    (Child(child), addr, stderr)
 }
 
 /// `n` `server/discover` requests, 8 at a time, each given 10 s.
@@ -67,9 +71,10 @@ async fn send(addr: &str, n: usize) -> Vec<u16> {
     statuses
 }
 
-fn stop(child: &mut std::process::Child) {
+/// SIGTERM: the server drains, writes what the audit holds, and exits.
+fn stop(child: &Child) {
     let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status();
 }
 
@@ -98,7 +103,7 @@ fn read_rest(stderr: BufReader<std::process::ChildStderr>) -> Vec<String> {
 async fn a_stderr_nobody_reads_holds_no_request_up_and_every_event_is_written_when_it_drains() {
     // 2,000 audit lines of about 300 bytes are ten times what a pipe holds (64 KiB): written by
     // the request, as a log event, they would stop the workers once the pipe is full.
-    let (mut child, addr, stderr) = start_unread(&[]);
+    let (child, addr, stderr) = start_unread(&[]);
     let statuses = tokio::time::timeout(Duration::from_secs(60), send(&addr, 2_000))
         .await
         .expect("every request answered while nobody reads stderr");
@@ -107,7 +112,7 @@ async fn a_stderr_nobody_reads_holds_no_request_up_and_every_event_is_written_wh
         "{:?}",
         statuses.iter().find(|s| **s != 200)
     );
-    stop(&mut child);
+    stop(&child);
     let lines = read_rest(stderr);
     let audited: Vec<&String> = lines
         .iter()
@@ -123,15 +128,14 @@ async fn a_stderr_nobody_reads_holds_no_request_up_and_every_event_is_written_wh
         );
         assert!(!line.contains(KEY), "never the key");
     }
-    let _ = child.wait();
 }
 
 #[tokio::test]
 async fn with_log_format_json_every_stderr_line_is_one_json_object_the_audit_ones_included() {
-    let (mut child, addr, stderr) = start_unread(&["--log-format", "json"]);
+    let (child, addr, stderr) = start_unread(&["--log-format", "json"]);
     let statuses = send(&addr, 300).await;
     assert!(statuses.iter().all(|s| *s == 200));
-    stop(&mut child);
+    stop(&child);
     let lines = read_rest(stderr);
     let mut audited = 0;
     for line in &lines {
@@ -146,7 +150,6 @@ async fn with_log_format_json_every_stderr_line_is_one_json_object_the_audit_one
         }
     }
     assert_eq!(audited, 300, "{lines:?}");
-    let _ = child.wait();
 }
 
 #[tokio::test]

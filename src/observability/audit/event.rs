@@ -30,7 +30,10 @@ pub struct AuditEvent<'a> {
     pub era: Option<&'static str>,
     pub status: u16,
     pub rpc_error: Option<i32>,
-    pub latency_ms: f64,
+    /// The latency in microseconds, written as milliseconds with three decimals
+    /// (`latency_ms`).
+    #[serde(rename = "latency_ms", serialize_with = "as_millis")]
+    pub latency_us: u64,
     pub bytes_in: Option<u64>,
     pub bytes_out: Option<u64>,
     pub outcome: &'static str,
@@ -43,6 +46,10 @@ pub struct AuditEvent<'a> {
     /// absent when the policy had nothing to say.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<&'static str>,
+}
+
+fn as_millis<S: serde::Serializer>(micros: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(*micros as f64 / 1000.0)
 }
 
 fn display_opt<T: std::fmt::Display, S: serde::Serializer>(

@@ -102,7 +102,7 @@ impl Pending {
             status: status.as_u16(),
             rpc_error: ext.get::<ErrorCode>().map(|c| c.0),
             // Microseconds are the precision kept: `0.094`, not `0.09357299999999999`.
-            latency_ms: latency.as_micros() as f64 / 1000.0,
+            latency_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
             bytes_in: self.bytes_in,
             bytes_out: axum::body::HttpBody::size_hint(response.body()).exact(),
             outcome: outcome(status),

@@ -17,6 +17,22 @@ use std::net::IpAddr;
 use super::event::{AuditEvent, Timestamp};
 use crate::mcp::tasks::TaskEvent;
 
+/// A field's name as each form writes it: `"name":` and ` name=`.
+struct Key {
+    json: &'static [u8],
+    text: &'static [u8],
+}
+
+/// The [`Key`] of a field name.
+macro_rules! key {
+    ($name:literal) => {
+        Key {
+            json: concat!("\"", $name, "\":").as_bytes(),
+            text: concat!(" ", $name, "=").as_bytes(),
+        }
+    };
+}
+
 /// The shape of the lines a sink writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LineFormat {
@@ -72,13 +88,13 @@ impl LineFormat {
             first: true,
         };
         if json {
-            f.word("time", Some(time.as_str().as_bytes()));
-            f.word("event", Some(b"task"));
+            f.word(key!("time"), Some(time.as_str().as_bytes()));
+            f.word(key!("event"), Some(b"task"));
         }
-        f.string("task_event", Some(event.event));
-        f.string("task_id", Some(&event.task_id));
-        f.string("key_id", Some(&event.principal));
-        f.string("tool", Some(&event.tool));
+        f.string(key!("task_event"), Some(event.event));
+        f.string(key!("task_id"), Some(&event.task_id));
+        f.string(key!("key_id"), Some(&event.principal));
+        f.string(key!("tool"), Some(&event.tool));
         out.extend_from_slice(if json { b"}\n" } else { b"\n" });
     }
 }
@@ -110,28 +126,24 @@ struct Fields<'o> {
 
 impl Fields<'_> {
     /// Starts a field; `false` (nothing written) for an absent value in text.
-    fn name(&mut self, name: &str, present: bool) -> bool {
-        if !present && !self.json {
-            return false;
-        }
+    fn name(&mut self, key: Key, present: bool) -> bool {
         if self.json {
             if !std::mem::take(&mut self.first) {
                 self.out.push(b',');
             }
-            self.out.push(b'"');
-            self.out.extend_from_slice(name.as_bytes());
-            self.out.extend_from_slice(b"\":");
+            self.out.extend_from_slice(key.json);
+            true
+        } else if present {
+            self.out.extend_from_slice(key.text);
+            true
         } else {
-            self.out.push(b' ');
-            self.out.extend_from_slice(name.as_bytes());
-            self.out.push(b'=');
+            false
         }
-        true
     }
 
     /// A string from outside (a key id, a path, a tool name): always a JSON string.
-    fn string(&mut self, name: &str, value: Option<&str>) {
-        if self.name(name, value.is_some()) {
+    fn string(&mut self, key: Key, value: Option<&str>) {
+        if self.name(key, value.is_some()) {
             match value {
                 Some(v) => json_string(v, self.out),
                 None => self.out.extend_from_slice(b"null"),
@@ -140,8 +152,8 @@ impl Fields<'_> {
     }
 
     /// One of our own words or forms (never a client's string): quoted in JSON, bare in text.
-    fn word(&mut self, name: &str, value: Option<&[u8]>) {
-        if self.name(name, value.is_some()) {
+    fn word(&mut self, key: Key, value: Option<&[u8]>) {
+        if self.name(key, value.is_some()) {
             match value {
                 Some(v) if self.json => {
                     self.out.push(b'"');
@@ -154,8 +166,8 @@ impl Fields<'_> {
         }
     }
 
-    fn int<I: itoa::Integer>(&mut self, name: &str, value: Option<I>) {
-        if self.name(name, value.is_some()) {
+    fn int<I: itoa::Integer>(&mut self, key: Key, value: Option<I>) {
+        if self.name(key, value.is_some()) {
             match value {
                 Some(n) => self
                     .out
@@ -165,15 +177,19 @@ impl Fields<'_> {
         }
     }
 
-    fn float(&mut self, name: &str, value: f64) {
-        if self.name(name, value.is_finite()) {
-            if value.is_finite() {
-                self.out
-                    .extend_from_slice(ryu::Buffer::new().format_finite(value).as_bytes());
-            } else {
-                self.out.extend_from_slice(b"null");
-            }
-        }
+    /// Microseconds as milliseconds with three decimals (`0.094`), integers only: the same
+    /// number as the event's `Serialize` form (`micros / 1000` as an `f64`), without `ryu`.
+    fn millis(&mut self, key: Key, micros: u64) {
+        self.name(key, true);
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(micros / 1000).as_bytes());
+        let fraction = micros % 1000;
+        self.out.extend_from_slice(&[
+            b'.',
+            b'0' + (fraction / 100) as u8,
+            b'0' + (fraction / 10 % 10) as u8,
+            b'0' + (fraction % 10) as u8,
+        ]);
     }
 }
 
@@ -186,31 +202,31 @@ fn fields(event: &AuditEvent<'_>, json: bool, out: &mut Vec<u8>) {
         first: true,
     };
     if json {
-        f.word("time", Some(event.time.as_str().as_bytes()));
+        f.word(key!("time"), Some(event.time.as_str().as_bytes()));
     }
     let (id, id_len) = event.request_id.encode();
-    f.word("request_id", Some(&id[..id_len]));
+    f.word(key!("request_id"), Some(&id[..id_len]));
     let (ip, ip_len) = event.client.map_or(([0; 48], 0), address);
-    f.word("client", event.client.map(|_| &ip[..ip_len]));
-    f.string("key_id", event.key_id);
-    f.word("http_method", Some(event.http_method.as_bytes()));
-    f.string("path", Some(event.path));
-    f.string("mcp_method", event.mcp_method);
-    f.string("name", event.name);
-    f.word("era", event.era.map(str::as_bytes));
-    f.int("status", Some(event.status));
-    f.int("rpc_error", event.rpc_error);
-    f.float("latency_ms", event.latency_ms);
-    f.int("bytes_in", event.bytes_in);
-    f.int("bytes_out", event.bytes_out);
-    f.word("outcome", Some(event.outcome.as_bytes()));
-    f.string("file_path", event.file_path);
+    f.word(key!("client"), event.client.map(|_| &ip[..ip_len]));
+    f.string(key!("key_id"), event.key_id);
+    f.word(key!("http_method"), Some(event.http_method.as_bytes()));
+    f.string(key!("path"), Some(event.path));
+    f.string(key!("mcp_method"), event.mcp_method);
+    f.string(key!("name"), event.name);
+    f.word(key!("era"), event.era.map(str::as_bytes));
+    f.int(key!("status"), Some(event.status));
+    f.int(key!("rpc_error"), event.rpc_error);
+    f.millis(key!("latency_ms"), event.latency_us);
+    f.int(key!("bytes_in"), event.bytes_in);
+    f.int(key!("bytes_out"), event.bytes_out);
+    f.word(key!("outcome"), Some(event.outcome.as_bytes()));
+    f.string(key!("file_path"), event.file_path);
     // Left out of the JSON too when absent (the event's `Serialize` skips them).
     if event.suppressed.is_some() {
-        f.int("suppressed", event.suppressed);
+        f.int(key!("suppressed"), event.suppressed);
     }
     if event.policy.is_some() {
-        f.word("policy", event.policy.map(str::as_bytes));
+        f.word(key!("policy"), event.policy.map(str::as_bytes));
     }
 }
 
@@ -237,9 +253,14 @@ fn address(ip: IpAddr) -> ([u8; 48], usize) {
     (buf, len)
 }
 
-/// A JSON string (escaped by serde_json).
+/// A JSON string: copied between quotes when nothing in it needs escaping (the usual key id,
+/// path or tool name), else escaped by serde_json.
 fn json_string(value: &str, out: &mut Vec<u8>) {
-    if serde_json::to_writer(&mut *out, value).is_err() {
+    if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'"');
+    } else if serde_json::to_writer(&mut *out, value).is_err() {
         out.extend_from_slice(b"null");
     }
 }
@@ -271,7 +292,7 @@ mod tests {
             era: Some("2026"),
             status: 200,
             rpc_error: Some(-32602),
-            latency_ms: 0.123_456_789,
+            latency_us: 123_456,
             bytes_in: Some(0),
             bytes_out: Some(u64::MAX),
             outcome: "ok",
@@ -299,7 +320,7 @@ mod tests {
         };
         check(&event);
         event.client = Some("2001:db8::1".parse().expect("ip"));
-        event.latency_ms = f64::NAN;
+        event.latency_us = 94;
         check(&event);
         event.client = None;
         event.key_id = None;
@@ -351,7 +372,7 @@ mod tests {
             "era=2026".into(),
             "status=200".into(),
             "rpc_error=-32602".into(),
-            "latency_ms=0.123456789".into(),
+            "latency_ms=123.456".into(),
             "bytes_in=0".into(),
             format!("bytes_out={}", u64::MAX),
             "outcome=ok".into(),
@@ -368,6 +389,28 @@ mod tests {
         let text = String::from_utf8(line(LineFormat::LogText, &bare)).expect("utf-8");
         for absent in ["client=", "key_id=", "file_path="] {
             assert!(!text.contains(absent), "{absent} left out: {text}");
+        }
+    }
+
+    #[test]
+    fn latencies_are_milliseconds_with_three_decimals() {
+        let mut event = full_event();
+        for (micros, written) in [
+            (0, "0.000"),
+            (94, "0.094"),
+            (1_000, "1.000"),
+            (123_456, "123.456"),
+            (u64::MAX, "18446744073709551.615"),
+        ] {
+            event.latency_us = micros;
+            let text = String::from_utf8(line(LineFormat::LogText, &event)).expect("utf-8");
+            assert!(text.contains(&format!(" latency_ms={written} ")), "{text}");
+            let json: Value =
+                serde_json::from_slice(&line(LineFormat::File, &event)).expect("json");
+            assert_eq!(
+                json["latency_ms"],
+                serde_json::json!(micros as f64 / 1000.0)
+            );
         }
     }
 

@@ -140,7 +140,7 @@ mod tests {
             era: None,
             status: 200,
             rpc_error: None,
-            latency_ms: 0.0,
+            latency_us: 0,
             bytes_in: None,
             bytes_out: None,
             outcome: "ok",
