@@ -38,24 +38,30 @@ struct Probe {
     dropped_notify: Arc<Notify>,
 }
 
-struct Slow(Probe);
+/// Works until cancelled: `slow` reports progress first, `quiet` emits nothing.
+struct Slow {
+    probe: Probe,
+    quiet: bool,
+}
 
 impl Tool for Slow {
     fn definition(&self) -> ToolDefinition {
         ToolDefinition {
-            name: "slow",
+            name: if self.quiet { "quiet" } else { "slow" },
             title: "Slow",
-            description: "Reports progress, then works until cancelled",
+            description: "Works until cancelled",
             input_schema: json!({"type": "object"}),
             read_only: true,
             requires_client: &[],
         }
     }
     fn call(&self, _arguments: Map<String, Value>, ctx: ToolContext) -> ToolFuture {
-        let probe = self.0.clone();
+        let (probe, quiet) = (self.probe.clone(), self.quiet);
         Box::pin(async move {
             let _flag = DropFlag(probe.dropped.clone(), probe.dropped_notify.clone());
-            ctx.progress(1.0, Some(2.0), Some("started")).await;
+            if !quiet {
+                ctx.progress(1.0, Some(2.0), Some("started")).await;
+            }
             probe.started.notify_waiters();
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Ok(ToolOutput::text("never"))
@@ -120,31 +126,6 @@ impl Tool for AsksUser {
     }
 }
 
-/// Works until cancelled without emitting anything.
-struct Quiet(Probe);
-
-impl Tool for Quiet {
-    fn definition(&self) -> ToolDefinition {
-        ToolDefinition {
-            name: "quiet",
-            title: "Quiet",
-            description: "Works until cancelled, silently",
-            input_schema: json!({"type": "object"}),
-            read_only: true,
-            requires_client: &[],
-        }
-    }
-    fn call(&self, _arguments: Map<String, Value>, _ctx: ToolContext) -> ToolFuture {
-        let probe = self.0.clone();
-        Box::pin(async move {
-            let _flag = DropFlag(probe.dropped.clone(), probe.dropped_notify.clone());
-            probe.started.notify_waiters();
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            Ok(ToolOutput::text("never"))
-        })
-    }
-}
-
 /// Panics.
 struct Panics;
 
@@ -169,10 +150,16 @@ fn harness(probe: &Probe) -> Harness {
     let state = base.state.clone();
     let mut tools = ToolRegistry::new();
     tools
-        .register(Slow(probe.clone()))
+        .register(Slow {
+            probe: probe.clone(),
+            quiet: false,
+        })
         .register(Chatty)
         .register(AsksUser)
-        .register(Quiet(probe.clone()))
+        .register(Slow {
+            probe: probe.clone(),
+            quiet: true,
+        })
         .register(Panics);
     let state = state.with_server(
         McpServerBuilder {
