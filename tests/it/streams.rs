@@ -126,25 +126,6 @@ impl Tool for AsksUser {
     }
 }
 
-/// Panics.
-struct Panics;
-
-impl Tool for Panics {
-    fn definition(&self) -> ToolDefinition {
-        ToolDefinition {
-            name: "panics",
-            title: "Panics",
-            description: "A bug",
-            input_schema: json!({"type": "object"}),
-            read_only: true,
-            requires_client: &[],
-        }
-    }
-    fn call(&self, _arguments: Map<String, Value>, _ctx: ToolContext) -> ToolFuture {
-        Box::pin(async move { panic!("secret detail /etc/shadow") })
-    }
-}
-
 fn harness(probe: &Probe) -> Harness {
     let base = Harness::new();
     let state = base.state.clone();
@@ -159,8 +140,7 @@ fn harness(probe: &Probe) -> Harness {
         .register(Slow {
             probe: probe.clone(),
             quiet: true,
-        })
-        .register(Panics);
+        });
     let state = state.with_server(
         McpServerBuilder {
             tools: std::sync::Arc::new(tools),
@@ -235,10 +215,8 @@ async fn an_invalid_log_level_is_invalid_params() {
     assert_eq!(r.code(), -32602);
 }
 
-#[tokio::test]
-async fn closing_a_2026_stream_cancels_the_tool() {
-    let probe = Probe::default();
-    let h = harness(&probe);
+/// The harness's state served on a loopback socket (for what only a real connection shows).
+async fn serve_on_loopback(h: &Harness) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -249,16 +227,38 @@ async fn closing_a_2026_stream_cancels_the_tool() {
         Limits::default(),
         std::future::pending(),
     ));
-    let dropped = probe.dropped_notify.notified();
-    let response = reqwest::Client::new()
+    addr
+}
+
+/// A 2026 `tools/call` of `tool` that accepts SSE, with a progress token if given.
+fn call_over_socket(
+    addr: std::net::SocketAddr,
+    tool: &str,
+    progress: Option<u64>,
+) -> reqwest::RequestBuilder {
+    let mut meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}});
+    if let Some(token) = progress {
+        meta["progressToken"] = json!(token);
+    }
+    reqwest::Client::new()
         .post(format!("http://{addr}/mcp"))
         .bearer_auth(KEY)
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2026-07-28")
         .header("mcp-method", "tools/call")
-        .header("mcp-name", "slow")
-        .json(&json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"slow","_meta":{
-            "progressToken": 1, "io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}))
+        .header("mcp-name", tool)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": tool, "_meta": meta}}))
+}
+
+#[tokio::test]
+async fn closing_a_2026_stream_cancels_the_tool() {
+    let probe = Probe::default();
+    let h = harness(&probe);
+    let addr = serve_on_loopback(&h).await;
+    let dropped = probe.dropped_notify.notified();
+    let response = call_over_socket(addr, "slow", Some(1))
         .send()
         .await
         .expect("send");
@@ -277,48 +277,15 @@ async fn closing_a_2026_stream_cancels_the_tool() {
 }
 
 #[tokio::test]
-async fn a_panicking_tool_is_a_generic_error_and_the_server_serves_on() {
-    let h = harness(&Probe::default());
-    let r = h.modern("tools/call", json!({"name": "panics"})).await;
-    assert_eq!(r.code(), -32603, "{}", r.json());
-    assert!(
-        !r.json().to_string().contains("secret") && !r.json().to_string().contains("shadow"),
-        "nothing of the panic reaches the client: {}",
-        r.json()
-    );
-    let r = h.modern("tools/call", json!({"name": "chatty"})).await;
-    assert_eq!(r.json()["result"]["content"][0]["text"], "done");
-}
-
-#[tokio::test]
 async fn a_2026_client_that_goes_away_before_any_message_cancels_the_tool() {
     // The handler runs inline in the request's own future until it emits: dropping the
     // connection must still drop the tool's work.
     let probe = Probe::default();
     let h = harness(&probe);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(serve(
-        listener,
-        h.state.clone(),
-        Limits::default(),
-        std::future::pending(),
-    ));
+    let addr = serve_on_loopback(&h).await;
     let started = probe.started.notified();
     let dropped = probe.dropped_notify.notified();
-    let request = tokio::spawn(
-        reqwest::Client::new()
-            .post(format!("http://{addr}/mcp"))
-            .bearer_auth(KEY)
-            .header("mcp-protocol-version", "2026-07-28")
-            .header("mcp-method", "tools/call")
-            .header("mcp-name", "quiet")
-            .json(&json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"quiet","_meta":{
-                "io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}))
-            .send(),
-    );
+    let request = tokio::spawn(call_over_socket(addr, "quiet", None).send());
     tokio::time::timeout(Duration::from_secs(5), started)
         .await
         .expect("the tool started");

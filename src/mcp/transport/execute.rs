@@ -17,7 +17,7 @@ use super::negotiate::Reply;
 use super::reply::{raw_success, rpc_error, success};
 use super::sse;
 use crate::error::RpcError;
-use crate::mcp::context::Call;
+use crate::mcp::context::{Call, NoteCell};
 use crate::mcp::dispatch::McpServer;
 use crate::mcp::events;
 use crate::mcp::jsonrpc::{self, Request, RequestId};
@@ -115,11 +115,7 @@ pub(super) async fn run(
         return tokio::select! {
             biased;
             // Cancelled (2025 `notifications/cancelled`): no result is sent.
-            () = cancelled => {
-                let mut response = StatusCode::NO_CONTENT.into_response();
-                response.extensions_mut().insert(note);
-                response
-            }
+            () = cancelled => cancelled_answer(note),
             result = handler => answer(result, note),
         };
     };
@@ -135,11 +131,7 @@ pub(super) async fn run(
         },
     };
     let (first, outcomes, guard) = match first {
-        None => {
-            let mut response = StatusCode::NO_CONTENT.into_response();
-            response.extensions_mut().insert(note);
-            return response;
-        }
+        None => return cancelled_answer(note),
         Some(Ok(first)) => {
             let (outcomes, guard) = sse::spawn_request(handler, events, cancel);
             (first, outcomes, guard)
@@ -154,6 +146,13 @@ pub(super) async fn run(
         Err(e) => jsonrpc::error_body(&e, Some(&id), era),
     };
     let mut response = sse::request_stream(first, outcomes, guard, finish);
+    response.extensions_mut().insert(note);
+    response
+}
+
+/// The answer to a cancelled request (2025 `notifications/cancelled`): no result is sent.
+fn cancelled_answer(note: NoteCell) -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
     response.extensions_mut().insert(note);
     response
 }
